@@ -1,0 +1,204 @@
+//! The `repro` command line.
+
+use crate::check::CheckEnv;
+use crate::device::{device_name, parse_device};
+use crate::eval::{self, Impl};
+use crate::registry::{self, Status};
+use crate::tensor::{kind_name, parse_kind};
+use crate::verify;
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "repro",
+    version,
+    about = "Equation-by-equation reproduction of Titans, MIRAS, ATLAS, TNT and Nested Learning",
+    long_about = "Every numbered equation of the five papers is implemented twice — an f64 ndarray reference \
+(token by token, hand-derived gradients) and a tch/libtorch implementation (batched, autograd) — and checked \
+against each other. `papers/<key>.yaml` is the registry of equations, their code and their checks."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List the equations of the registry with their status, checks and code.
+    Equations {
+        /// Only this paper (titans, miras, atlas, tnt, nl).
+        #[arg(long)]
+        paper: Option<String>,
+        /// Only equations with this status.
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+    },
+    /// Run the checks (tch vs the ndarray reference, finite differences, equivalences) and print a table
+    /// of errors; writes reports/verify/<device>-<dtype>.md and exits non-zero if any check fails.
+    Verify {
+        /// Only the checks of this paper.
+        #[arg(long)]
+        paper: Option<String>,
+        /// Only this check (a name from `repro equations`).
+        #[arg(long)]
+        check: Option<String>,
+        /// Device for the tch side: cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// dtype for the tch side (the reference is always f64): f32 or f64.
+        #[arg(long, default_value = "f64")]
+        dtype: String,
+        /// Number of random seeds per check.
+        #[arg(long, default_value_t = 2)]
+        seeds: usize,
+        /// Folder for the markdown report.
+        #[arg(long, default_value = "reports/verify")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Run one update rule on your own tensors (safetensors) and write its outputs and final state, to check
+    /// another implementation against ours. `repro eval --list` lists the rules; `repro eval RULE --describe`
+    /// lists a rule's tensors and shapes.
+    Eval {
+        /// The rule, e.g. titans.linear_memory.
+        rule: Option<String>,
+        /// List the rules.
+        #[arg(long)]
+        list: bool,
+        /// Print the rule's input and output tensors, shapes and parameters.
+        #[arg(long)]
+        describe: bool,
+        /// Input tensors (safetensors, f32 or f64).
+        #[arg(long)]
+        inputs: Option<PathBuf>,
+        /// Where to write the outputs (safetensors).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Which implementation runs.
+        #[arg(long = "impl", value_enum, default_value = "reference")]
+        implementation: Impl,
+        /// Device for --impl torch: cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// dtype of the torch computation and of the written outputs: f32 or f64.
+        #[arg(long, default_value = "f64")]
+        dtype: String,
+        /// A rule parameter, name=value (repeatable; see --describe).
+        #[arg(long = "param")]
+        params: Vec<String>,
+    },
+    /// Train and evaluate the ablations of an experiment file (not yet implemented).
+    Run {
+        /// Experiment YAML files.
+        files: Vec<PathBuf>,
+    },
+    /// Regenerate an experiment's report from stored runs (not yet implemented).
+    Report {
+        /// The experiment's report folder.
+        dir: PathBuf,
+    },
+    /// Throughput benchmarks (not yet implemented; `cargo bench` runs the criterion benches).
+    Bench,
+}
+
+/// Runs the CLI; the error, if any, is printed by `main` as one line.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Equations { paper, status } => equations(paper.as_deref(), status),
+        Command::Verify { paper, check, device, dtype, seeds, out, quiet } => {
+            if seeds == 0 {
+                bail!("--seeds must be at least 1");
+            }
+            let device = parse_device(&device)?;
+            let kind = parse_kind(&dtype)?;
+            let papers = match &paper {
+                Some(p) => vec![registry::load(p)?],
+                None => registry::load_all()?,
+            };
+            let env = CheckEnv::new(device, kind, seeds);
+            let rows = verify::run(&papers, &env, check.as_deref(), quiet)?;
+            print!("{}", verify::table(&rows, &env));
+            let path = verify::write_report(&out, &rows, &env)?;
+            let failed = rows.iter().filter(|r| !r.pass()).count();
+            println!(
+                "{} of {} checks pass on {} {}; report: {}",
+                rows.len() - failed,
+                rows.len(),
+                device_name(device),
+                kind_name(kind),
+                path.display()
+            );
+            Ok(if failed == 0 { 0 } else { 1 })
+        }
+        Command::Eval { rule, list, describe, inputs, out, implementation, device, dtype, params } => {
+            if list {
+                for r in eval::all_rules() {
+                    println!("{:28} {}", r.name, r.summary);
+                }
+                return Ok(0);
+            }
+            let Some(rule) = rule else { bail!("name a rule (see `repro eval --list`)") };
+            let rule = eval::find_rule(&rule)?;
+            if describe {
+                print!("{}", eval::describe(&rule));
+                return Ok(0);
+            }
+            let Some(inputs) = inputs else { bail!("--inputs FILE.safetensors is required (see --describe)") };
+            let Some(out) = out else { bail!("--out FILE.safetensors is required") };
+            let params = params.iter().map(|p| eval::parse_param(p)).collect::<Result<Vec<_>>>()?;
+            let device = parse_device(&device)?;
+            let kind = parse_kind(&dtype)?;
+            println!("{}", eval::run_file(&rule, &inputs, &out, implementation, device, kind, &params)?);
+            Ok(0)
+        }
+        Command::Run { .. } => not_yet("run", "the experiment runner"),
+        Command::Report { .. } => not_yet("report", "report regeneration"),
+        Command::Bench => not_yet("bench", "`repro bench`; `cargo bench` runs the criterion benches"),
+    }
+}
+
+fn not_yet(cmd: &str, what: &str) -> Result<i32> {
+    eprintln!("repro {cmd}: not yet implemented ({what})");
+    Ok(2)
+}
+
+fn equations(paper: Option<&str>, status: Option<Status>) -> Result<i32> {
+    let papers = match paper {
+        Some(p) => vec![registry::load(p)?],
+        None => registry::load_all()?,
+    };
+    for p in &papers {
+        let eqs: Vec<_> = p.equations.iter().filter(|e| status.is_none_or(|s| e.status == s)).collect();
+        let verified = p.equations.iter().filter(|e| e.status == Status::Verified).count();
+        println!(
+            "{} — {} (arXiv {} {}): {} equations, {} verified",
+            p.key,
+            p.title,
+            p.arxiv,
+            p.version,
+            p.equations.len(),
+            verified
+        );
+        for e in eqs {
+            let code = e
+                .code
+                .as_ref()
+                .map(|c| format!("{} | {}", c.reference, c.torch))
+                .unwrap_or_else(|| e.reason.clone().unwrap_or_default());
+            println!(
+                "  {:11} {:>5}  {:17}  {:40}  {}",
+                e.id,
+                e.number,
+                e.status.name(),
+                if e.checks.is_empty() { "-".to_string() } else { e.checks.join(",") },
+                code
+            );
+        }
+        println!();
+    }
+    Ok(0)
+}

@@ -1,0 +1,65 @@
+//! Device selection. The PyPI libtorch links `libtorch_cuda.so` only weakly (the linker's `--as-needed`
+//! drops it), so CUDA is registered by `dlopen`ing it, and only when CUDA is asked for: a CPU machine never
+//! needs the CUDA libraries.
+
+use anyhow::{bail, Result};
+use tch::Device;
+
+/// Loads libtorch's CUDA backend; returns why it could not when it fails.
+pub fn load_cuda_backend() -> std::result::Result<(), String> {
+    // SAFETY: dlopen/dlerror are called with valid NUL-terminated strings; the handle is kept for the
+    // lifetime of the process on purpose.
+    unsafe {
+        let handle = libc::dlopen(c"libtorch_cuda.so".as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+        if handle.is_null() {
+            let err = libc::dlerror();
+            let msg = if err.is_null() {
+                "unknown dlopen error".to_string()
+            } else {
+                std::ffi::CStr::from_ptr(err).to_string_lossy().into_owned()
+            };
+            return Err(msg);
+        }
+    }
+    Ok(())
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available, else CPU).
+pub fn parse_device(s: &str) -> Result<Device> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "auto" => {
+            if load_cuda_backend().is_ok() && tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                Ok(Device::Cpu)
+            }
+        }
+        s if s == "cuda" || s.starts_with("cuda:") => {
+            let index = match s.strip_prefix("cuda:") {
+                Some(n) => n.parse::<usize>().map_err(|_| anyhow::anyhow!("bad device `{s}` (expected cuda:N)"))?,
+                None => 0,
+            };
+            if let Err(why) = load_cuda_backend() {
+                bail!("device `{s}` requested but libtorch_cuda.so could not be loaded: {why}");
+            }
+            if !tch::Cuda::is_available() {
+                bail!("device `{s}` requested but CUDA is not available on this machine");
+            }
+            if index as i64 >= tch::Cuda::device_count() {
+                bail!("device `{s}` requested but only {} CUDA device(s) exist", tch::Cuda::device_count());
+            }
+            Ok(Device::Cuda(index))
+        }
+        other => bail!("unknown device `{other}` (expected cpu, cuda, cuda:N or auto)"),
+    }
+}
+
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda{}", if i == 0 { String::new() } else { format!(":{i}") }),
+        Device::Mps => "mps".into(),
+        Device::Vulkan => "vulkan".into(),
+    }
+}

@@ -1,0 +1,22 @@
+//! # repro
+//!
+//! An equation-by-equation reproduction harness for Google Research's test-time-memorization papers:
+//! Titans, MIRAS, ATLAS, TNT and Nested Learning. Every equation exists twice — an f64 ndarray reference
+//! (token by token, hand-derived gradients) and a tch implementation (batched, autograd, CPU or CUDA) — and
+//! `papers/<key>.yaml` records which check verifies it. Conventions are fixed once in [`memory`].
+
+pub mod check;
+pub mod cli;
+pub mod device;
+pub mod eval;
+pub mod fsutil;
+pub mod memory;
+pub mod miras;
+pub mod registry;
+pub mod tensor;
+pub mod titans;
+pub mod tolerance;
+pub mod verify;
+
+// ndarray's BLAS-backed products need OpenBLAS linked; ndarray-linalg (openblas-system) brings it.
+extern crate ndarray_linalg;

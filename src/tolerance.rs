@@ -1,0 +1,52 @@
+//! Tolerances, stated once with their reasons. Every bound is on the relative RMSE `‖a − b‖ / ‖b‖`.
+
+use tch::Kind;
+
+/// tch in f64 against the f64 ndarray reference. Both evaluate the same real-number function in double
+/// precision but in a different order (batched matmuls vs token-by-token loops); rounding differences of
+/// ~1e-16 per operation, amplified by at most a few hundred sequential steps, stay far below 1e-10.
+pub const TORCH_F64_VS_REFERENCE: f64 = 1e-10;
+
+/// tch in f32 against the f64 reference, on inputs rounded to f32 first (so only arithmetic differs).
+/// f32 has a unit roundoff of 6e-8; recurrences of up to 100 steps with contractive gates accumulate
+/// errors of order 1e-7..1e-6 relative. 1e-5 leaves one order of magnitude of head-room.
+pub const TORCH_F32_VS_REFERENCE: f64 = 1e-5;
+
+/// Gradients through a whole recurrence in f32: the backward pass sums T products of Jacobians and the
+/// gate gradients are inner products like ⟨S̄, S_{t−1}⟩ that can cancel, so they may lose a few more bits
+/// than the forward pass. Measured worst case for Titans' linear memory at T = 100 is 2e-7 (`repro verify
+/// --dtype f32`); the bound is the same 1e-5 as for outputs.
+pub const TORCH_F32_GRADIENT_VS_REFERENCE: f64 = 1e-5;
+
+/// Central finite differences in f64 with step h = 1e-6 on smooth (polynomial) functions: truncation
+/// O(h²)·|f'''| ≈ 1e-12 and cancellation ε·|f|/h ≈ 1e-10, so agreement to 1e-7 is expected.
+pub const FINITE_DIFFERENCE: f64 = 1e-7;
+pub const FD_STEP: f64 = 1e-6;
+
+/// Two f64 evaluations of algebraically identical expressions (an equivalence or reduction written
+/// independently): only rounding separates them.
+pub const ALGEBRAIC_F64: f64 = 1e-11;
+
+/// The tolerance for tch-vs-reference outputs and states at a given tch dtype.
+pub fn torch_vs_reference(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => TORCH_F64_VS_REFERENCE,
+        _ => TORCH_F32_VS_REFERENCE,
+    }
+}
+
+/// The tolerance for tch-autograd-vs-hand-derived gradients at a given tch dtype.
+pub fn gradient_vs_reference(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => TORCH_F64_VS_REFERENCE,
+        _ => TORCH_F32_GRADIENT_VS_REFERENCE,
+    }
+}
+
+/// An equivalence evaluated with tch on one side: as tight as the dtype allows.
+pub fn equivalence(kind: Kind) -> f64 {
+    match kind {
+        Kind::Double => ALGEBRAIC_F64.max(TORCH_F64_VS_REFERENCE),
+        _ => TORCH_F32_VS_REFERENCE,
+    }
+}
