@@ -13,6 +13,7 @@ pub mod fsutil;
 pub mod memory;
 pub mod miras;
 pub mod registry;
+pub mod report;
 pub mod tensor;
 pub mod titans;
 pub mod tolerance;
