@@ -52,5 +52,12 @@ case "$got" in
   *) echo "setup: expected torch $TORCH_VERSION in .venv, found $got" >&2; exit 1 ;;
 esac
 test -f .venv/libtorch/lib/libtorch_cpu.so || { echo "setup: .venv/libtorch/lib/libtorch_cpu.so missing" >&2; exit 1; }
-command -v bible >/dev/null || test -x /usr/bin/bible || { echo "setup: bible-kjv not installed" >&2; exit 1; }
+# The character-level LM corpus: the King James Bible from Debian's bible-kjv, one verse per line, chapter
+# headings and verse numbers stripped (31,102 verses, ~4.1 MB). The split is in src/experiment/tasks.rs.
+if [ ! -s data/kjv.txt ]; then
+  command -v bible >/dev/null || { echo "setup: bible-kjv is not installed" >&2; exit 1; }
+  mkdir -p data
+  COLUMNS=100000 bible -l100000 "Genesis 1:1-Revelation 22:21" | sed -n 's/^ \{1,\}[0-9]\{1,\} //p' > data/kjv.txt.tmp
+  mv data/kjv.txt.tmp data/kjv.txt
+fi
 echo "setup: ok (torch $got, LIBTORCH=.venv/libtorch)"

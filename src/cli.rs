@@ -3,6 +3,7 @@
 use crate::check::CheckEnv;
 use crate::device::{device_name, parse_device};
 use crate::eval::{self, Impl};
+use crate::experiment::runner::{run_study, write_report, RunOptions};
 use crate::registry::{self, Status};
 use crate::tensor::{kind_name, parse_kind};
 use crate::verify;
@@ -91,14 +92,39 @@ pub enum Command {
         #[arg(long = "param")]
         params: Vec<String>,
     },
-    /// Train and evaluate the ablations of an experiment file (not yet implemented).
+    /// Train and evaluate the ablation rows of experiment files (experiments/*.yaml) and write
+    /// reports/<name>/: report.md beside the paper's numbers, PNG plots, and one run folder per (row, seed)
+    /// with manifest, metrics and checkpoints. Finished runs are skipped and interrupted ones resume.
     Run {
         /// Experiment YAML files.
+        #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Size preset from the file's `scales:` (tiny runs on a 2-core CPU in minutes; paper is the paper's
+        /// own configuration, for a GPU cluster).
+        #[arg(long, default_value = "tiny")]
+        scale: String,
+        /// Override a config value, e.g. --set model.dim=128 (repeatable; applied last).
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Device (overrides the file's `device`): cpu, cuda, cuda:N or auto.
+        #[arg(long)]
+        device: Option<String>,
+        /// Root folder of the reports.
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Discard stored runs whose configuration differs from the file's.
+        #[arg(long)]
+        fresh: bool,
+        /// No progress bars (also when CI is set).
+        #[arg(long, short)]
+        quiet: bool,
+        /// Stop each run after this many steps, keeping its checkpoint (simulates an interruption).
+        #[arg(long, hide = true)]
+        stop_after: Option<usize>,
     },
-    /// Regenerate an experiment's report from stored runs (not yet implemented).
+    /// Regenerate an experiment's report (markdown and plots) from its stored runs, without training.
     Report {
-        /// The experiment's report folder.
+        /// The experiment's report folder, e.g. reports/quickstart.
         dir: PathBuf,
     },
     /// Throughput benchmarks (not yet implemented; `cargo bench` runs the criterion benches).
@@ -155,8 +181,25 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{}", eval::run_file(&rule, &inputs, &out, implementation, device, kind, &params)?);
             Ok(0)
         }
-        Command::Run { .. } => not_yet("run", "the experiment runner"),
-        Command::Report { .. } => not_yet("report", "report regeneration"),
+        Command::Run { files, scale, sets, device, out, fresh, quiet, stop_after } => {
+            let mut any_failed = false;
+            for file in files {
+                let opts = RunOptions { scale: scale.clone(), sets: sets.clone(), out: out.clone(), quiet, fresh, stop_after, device: device.clone() };
+                let o = run_study(&file, &opts)?;
+                println!("{}: report in {}", file.display(), o.dir.join("report.md").display());
+                for f in &o.failed {
+                    println!("  failed run: {f}");
+                }
+                any_failed |= !o.failed.is_empty();
+            }
+            Ok(if any_failed { 3 } else { 0 })
+        }
+        Command::Report { dir } => {
+            for f in write_report(&dir)? {
+                println!("wrote {}", f.display());
+            }
+            Ok(0)
+        }
         Command::Bench => not_yet("bench", "`repro bench`; `cargo bench` runs the criterion benches"),
     }
 }

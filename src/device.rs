@@ -63,3 +63,12 @@ pub fn device_name(d: Device) -> String {
         Device::Vulkan => "vulkan".into(),
     }
 }
+
+/// Checks the spelling of a device name without touching any device (for validating config files).
+pub fn parse_device_name(s: &str) -> Result<()> {
+    match s {
+        "cpu" | "cuda" | "auto" => Ok(()),
+        s if s.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok()) => Ok(()),
+        other => bail!("unknown device `{other}` (expected cpu, cuda, cuda:N or auto)"),
+    }
+}

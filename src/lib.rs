@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod device;
 pub mod eval;
+pub mod experiment;
 pub mod fsutil;
 pub mod memory;
 pub mod miras;

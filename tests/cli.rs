@@ -145,3 +145,14 @@ fn eval_describe_lists_shapes() {
     assert!(t.contains("[B, H, T, d_k]") && t.contains("loss_scale") && t.contains("m_final"), "{t}");
     assert!(text(&repro(&["eval", "--list"])).contains("titans.linear_memory"));
 }
+
+#[test]
+fn run_and_report_errors_are_one_line() {
+    assert_clean_error(&repro(&["run", "/nonexistent/study.yaml"]), "cannot read");
+    assert_clean_error(&repro(&["report", "/nonexistent/dir"]), "no stored study");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("typo.yaml");
+    std::fs::write(&f, "name: x\npaper: titans\ntask: { kind: mqar }\nmodel: { kind: mac }\ntraining: { steps: 1, batch_size: 1, lr: 0.1 }\nablations: [{ name: a }]\nplotz: []\n").unwrap();
+    assert_clean_error(&repro(&["run", f.to_str().unwrap()]), "plotz");
+    assert_clean_error(&repro(&["run", f.to_str().unwrap(), "--scale", "huge"]), "--scale");
+}

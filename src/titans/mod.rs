@@ -6,6 +6,7 @@
 pub mod checks;
 pub mod eval;
 pub mod linear_memory;
+pub mod models;
 
 use crate::check::Check;
 

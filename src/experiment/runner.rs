@@ -1,0 +1,277 @@
+//! Runs a study: every (ablation row, seed) is trained and evaluated into its run folder, finished runs are
+//! skipped, interrupted ones resume from their last checkpoint, and the report is written at the end.
+
+use super::spec::{Experiment, Study, TaskKind};
+use super::store::{git_revision, Manifest, RunDir, RunResult};
+use super::tasks::{loss_and_accuracy, Split, Task};
+use super::train::train;
+use crate::device::{device_name, parse_device};
+use crate::report::data::{MetricInfo, PaperReference, RowSummary, StudySummary};
+use crate::titans::linear_memory::{torch as lm, ReadMode};
+use crate::titans::models::TitansLm;
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Options of `repro run`.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub scale: String,
+    pub sets: Vec<String>,
+    /// reports go to `<out>/<experiment name>/`
+    pub out: PathBuf,
+    pub quiet: bool,
+    /// discard stored runs whose configuration differs instead of refusing
+    pub fresh: bool,
+    /// stop every run after this many steps (simulates an interruption; for tests)
+    pub stop_after: Option<usize>,
+    /// overrides the file's `device`
+    pub device: Option<String>,
+}
+
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub failed: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+/// The metric a task reports.
+pub fn metric_info(kind: TaskKind) -> MetricInfo {
+    match kind {
+        TaskKind::LmChar => MetricInfo { name: "validation bits per character".into(), higher_is_better: false, unit: "bpc".into() },
+        TaskKind::Capacity => MetricInfo { name: "recall (mean over pair counts)".into(), higher_is_better: true, unit: "%".into() },
+        TaskKind::Niah => MetricInfo { name: "accuracy (mean over lengths)".into(), higher_is_better: true, unit: "%".into() },
+        _ => MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() },
+    }
+}
+
+/// Evaluates a trained model on the eval split: `(metric, by_length)`.
+pub fn evaluate(cfg: &Experiment, task: &Task, model: &TitansLm, seed: u64, device: Device) -> Result<(f64, Vec<(usize, f64)>)> {
+    let e = &cfg.evaluation;
+    tch::no_grad(|| {
+        let score = |len: usize| -> (f64, f64) {
+            let (mut loss, mut acc) = (0.0, 0.0);
+            for i in 0..e.batches {
+                let b = task.batch(seed, Split::Eval, i as u64, e.batch_size, len, device);
+                let (l, a) = loss_and_accuracy(&model.forward(&b.inputs), &b.targets);
+                loss += l.double_value(&[]);
+                acc += a;
+            }
+            (loss / e.batches as f64, 100.0 * acc / e.batches as f64)
+        };
+        Ok(match cfg.task.kind {
+            TaskKind::LmChar => (score(cfg.task.seq_len).0 / std::f64::consts::LN_2, vec![]),
+            TaskKind::Niah => {
+                let by: Vec<(usize, f64)> = cfg.task.lengths.iter().map(|&l| (l, score(l).1)).collect();
+                (by.iter().map(|x| x.1).sum::<f64>() / by.len() as f64, by)
+            }
+            _ => (score(cfg.task.seq_len).1, vec![]),
+        })
+    })
+}
+
+/// The capacity task: store N random unit-norm key–value pairs in a linear memory with Titans' rule (θ =
+/// max_lr, η = 0.5 with momentum else 0, α = 0.01 with forgetting else 0, one pass), then read every key back;
+/// recall is the share of keys whose read-out is closest (cosine) to its own value among the N values.
+pub fn capacity(cfg: &Experiment, seed: u64, device: Device) -> Vec<(usize, f64)> {
+    let d = cfg.task.width as i64;
+    let mem = &cfg.model.memory;
+    tch::manual_seed(seed as i64);
+    cfg.task
+        .pairs
+        .iter()
+        .map(|&n| {
+            let n = n as i64;
+            let unit = |t: Tensor| &t / t.norm_scalaropt_dim(2.0, [-1], true);
+            let k = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
+            let v = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
+            let gate = |x: f64| Tensor::full([1, 1, n], x, (Kind::Double, device));
+            let alpha = gate(if mem.forgetting { 0.01 } else { 0.0 });
+            let eta = gate(if mem.momentum { 0.5 } else { 0.0 });
+            let theta = gate(mem.max_lr);
+            let zeros = Tensor::zeros([1, 1, d, d], (Kind::Double, device));
+            let o = lm::forward(&k, &v, &k, &alpha, &eta, &theta, &zeros, &zeros, 1.0, ReadMode::AfterWrite);
+            // read every key from the final memory and match against all values
+            let read = k.matmul(&o.m_final.transpose(-2, -1)).squeeze_dim(0).squeeze_dim(0);
+            let sims = unit(read).matmul(&v.squeeze_dim(0).squeeze_dim(0).transpose(0, 1));
+            let hits = sims.argmax(-1, false).eq_tensor(&Tensor::arange(n, (Kind::Int64, device)));
+            (n as usize, 100.0 * hits.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
+        })
+        .collect()
+}
+
+fn bar_for(quiet: bool, prefix: String) -> ProgressBar {
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:24} {bar:28} {pos:>5}/{len} {msg} ETA {eta}").unwrap().progress_chars("=> "),
+    );
+    bar.set_prefix(prefix);
+    bar
+}
+
+/// Runs every row and seed of a study, then writes the report.
+pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
+    let study = Study::load(file, &opts.scale, &opts.sets)?;
+    let base = study.base_config()?;
+    let device_spec = opts.device.clone().unwrap_or_else(|| base.device.clone());
+    let device = parse_device(&device_spec)?;
+    if device == Device::Cpu {
+        // the models are small: one intra-op thread is faster than two contending ones, and deterministic
+        let threads = std::env::var("REPRO_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+        tch::set_num_threads(threads);
+    }
+    let dir = opts.out.join(&base.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let skeleton = summary_skeleton(&study, &base, device)?;
+    crate::fsutil::write_atomic(&dir.join("study.json"), serde_json::to_string_pretty(&skeleton)?.as_bytes())?;
+    let quiet = opts.quiet || std::env::var_os("CI").is_some();
+    let mut failed = vec![];
+    for row in &study.spec.ablations {
+        let cfg = study.row_config(&row.name)?;
+        let config_value = serde_yaml::to_value(&cfg)?;
+        let task = Task::new(&cfg.task)?;
+        for &seed in &cfg.seeds {
+            let rd = RunDir::new(&dir, &row.name, seed);
+            let label = format!("{} seed {seed}", row.name);
+            if let Some(m) = rd.manifest()? {
+                if m.config != config_value {
+                    if opts.fresh {
+                        std::fs::remove_dir_all(&rd.path)?;
+                    } else {
+                        bail!(
+                            "{}: stored run `{label}` used a different configuration; pass --fresh to discard it, or another --out",
+                            rd.path.display()
+                        );
+                    }
+                }
+            }
+            if let Some(r) = rd.result()? {
+                eprintln!("{label}: already {} — skipped", r.status);
+                if r.status != "done" {
+                    failed.push(format!("{label}: {}", r.status));
+                }
+                continue;
+            }
+            if rd.manifest()?.is_none() {
+                rd.write_manifest(&Manifest {
+                    experiment: cfg.name.clone(),
+                    row: row.name.clone(),
+                    seed,
+                    scale: study.scale.clone(),
+                    config: config_value.clone(),
+                    git_revision: git_revision(),
+                    crate_version: env!("CARGO_PKG_VERSION").into(),
+                    libtorch: "2.11.0 (PyPI torch wheel), tch 0.24".into(),
+                    device: device_name(device),
+                    started: format!("{:?}", std::time::SystemTime::now()),
+                })?;
+            }
+            let started = std::time::Instant::now();
+            let result = if cfg.task.kind == TaskKind::Capacity {
+                let by_pairs = capacity(&cfg, seed, device);
+                let mean = by_pairs.iter().map(|x| x.1).sum::<f64>() / by_pairs.len() as f64;
+                RunResult { status: "done".into(), final_metric: Some(mean), by_length: vec![], by_pairs, steps: 0, seconds: 0.0 }
+            } else {
+                let bar = bar_for(quiet, label.clone());
+                let outcome = train(&cfg, &task, seed, device, &rd, &bar, opts.stop_after);
+                bar.finish_and_clear();
+                match outcome {
+                    Ok(tr) => {
+                        let (metric, by_length) = evaluate(&cfg, &task, &tr.model, seed, device)?;
+                        RunResult {
+                            status: "done".into(),
+                            final_metric: Some(metric),
+                            by_length,
+                            by_pairs: vec![],
+                            steps: tr.steps_done,
+                            seconds: started.elapsed().as_secs_f64(),
+                        }
+                    }
+                    Err(e) if format!("{e}").contains("--stop-after") => {
+                        return Err(e.context(format!("{label}: run interrupted; rerun the same command to resume")));
+                    }
+                    Err(e) => RunResult {
+                        status: format!("failed: {e:#}"),
+                        final_metric: None,
+                        by_length: vec![],
+                        by_pairs: vec![],
+                        steps: 0,
+                        seconds: started.elapsed().as_secs_f64(),
+                    },
+                }
+            };
+            match result.final_metric {
+                Some(m) => eprintln!("{label}: {m:.3} {} ({:.1} s)", metric_info(cfg.task.kind).unit, result.seconds),
+                None => {
+                    eprintln!("{label}: {}", result.status);
+                    failed.push(format!("{label}: {}", result.status));
+                }
+            }
+            rd.write_result(&result)?;
+        }
+    }
+    let files = write_report(&dir)?;
+    Ok(Outcome { dir, failed, files })
+}
+
+fn summary_skeleton(study: &Study, base: &Experiment, device: Device) -> Result<StudySummary> {
+    let rows = study
+        .spec
+        .ablations
+        .iter()
+        .map(|r| RowSummary {
+            name: r.name.clone(),
+            overrides: r.set.iter().map(|(k, v)| (k.clone(), serde_yaml::to_string(v).unwrap_or_default().trim().to_string())).collect(),
+            runs: vec![],
+        })
+        .collect();
+    Ok(StudySummary {
+        name: base.name.clone(),
+        paper: base.paper.clone(),
+        description: base.description.clone(),
+        metric: metric_info(base.task.kind),
+        paper_reference: base.reference.as_ref().map(|r| PaperReference {
+            source: r.source.clone(),
+            note: r.note.clone(),
+            values: r.values.clone(),
+            higher_is_better: r.higher_is_better,
+        }),
+        rows,
+        config_yaml: serde_yaml::to_string(base)?,
+        scale: study.scale.clone(),
+        device: device_name(device),
+        plots: base.plots.clone(),
+    })
+}
+
+/// Rebuilds the summary from `study.json` and the stored runs, and writes the report (`repro report`).
+pub fn write_report(dir: &Path) -> Result<Vec<PathBuf>> {
+    let p = dir.join("study.json");
+    let text = std::fs::read_to_string(&p).with_context(|| format!("{}: no stored study here (run `repro run` first)", p.display()))?;
+    let mut summary: StudySummary = serde_json::from_str(&text).with_context(|| format!("{}: unreadable", p.display()))?;
+    let seeds_of = |row: &str| -> Result<Vec<u64>> {
+        let rdir = dir.join("runs").join(super::store::slug(row));
+        let mut seeds = vec![];
+        if rdir.exists() {
+            for e in std::fs::read_dir(&rdir)? {
+                let name = e?.file_name().to_string_lossy().into_owned();
+                if let Some(s) = name.strip_prefix("seed-").and_then(|s| s.parse::<u64>().ok()) {
+                    seeds.push(s);
+                }
+            }
+        }
+        seeds.sort();
+        Ok(seeds)
+    };
+    for row in &mut summary.rows {
+        row.runs = seeds_of(&row.name)?
+            .into_iter()
+            .map(|s| RunDir::new(dir, &row.name, s).run_data(s))
+            .collect::<Result<Vec<_>>>()?;
+    }
+    crate::fsutil::write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
+    let mut files = crate::report::write_report(dir, &summary)?;
+    files.push(dir.join("summary.json"));
+    Ok(files)
+}

@@ -1,0 +1,557 @@
+//! Experiment files: one YAML file is one study. Parsing is strict (unknown fields are errors), values are
+//! validated, and every error names the file, the line and the field, with the closest valid name.
+//!
+//! Configuration order: the file's base config → `scales.<scale>` overrides → the ablation row's `set`
+//! overrides → command-line `--set path=value` (the user's word wins).
+
+use crate::memory::ReadMode;
+use crate::report::data::PlotKind;
+use anyhow::{anyhow, bail, Result};
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+/// A whole study as written in `experiments/<name>.yaml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// also the report folder: `reports/<name>/`
+    pub name: String,
+    /// paper key (titans, miras, atlas, tnt, nl)
+    pub paper: String,
+    #[serde(default)]
+    pub description: String,
+    /// the paper's numbers for the table or figure being reproduced
+    #[serde(default)]
+    pub reference: Option<ReferenceSpec>,
+    pub task: TaskSpec,
+    pub model: ModelSpec,
+    pub training: TrainingSpec,
+    #[serde(default)]
+    pub evaluation: EvalSpec,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// cpu, cuda, cuda:N or auto
+    #[serde(default = "default_device")]
+    pub device: String,
+    pub ablations: Vec<AblationRow>,
+    #[serde(default)]
+    pub plots: Vec<PlotKind>,
+    /// named override sets: `tiny`, `small`, `paper`
+    #[serde(default)]
+    pub scales: BTreeMap<String, BTreeMap<String, Value>>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceSpec {
+    /// e.g. "Table 5"
+    pub source: String,
+    #[serde(default)]
+    pub note: String,
+    /// whether a higher paper number is better
+    pub higher_is_better: bool,
+    /// ablation row name → the paper's number
+    pub values: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AblationRow {
+    pub name: String,
+    /// overrides of the base config: `model.memory.momentum: false`
+    #[serde(default)]
+    pub set: BTreeMap<String, Value>,
+}
+
+/// The synthetic or text task. Fields not used by a task keep their defaults.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskSpec {
+    pub kind: TaskKind,
+    /// vocabulary size of synthetic tasks (lm-char uses bytes: 256)
+    #[serde(default = "d_vocab")]
+    pub vocab: usize,
+    /// training sequence length
+    #[serde(default = "d_seq_len")]
+    pub seq_len: usize,
+    /// key-value pairs per sequence (mqar)
+    #[serde(default = "d_pairs")]
+    pub num_pairs: usize,
+    /// data tokens to copy (selective-copy)
+    #[serde(default = "d_copy")]
+    pub num_tokens: usize,
+    /// evaluation haystack lengths (niah)
+    #[serde(default)]
+    pub lengths: Vec<usize>,
+    /// numbers of stored pairs (capacity)
+    #[serde(default)]
+    pub pairs: Vec<usize>,
+    /// key/value width of the memory probed by the capacity task
+    #[serde(default = "d_width")]
+    pub width: usize,
+}
+fn d_vocab() -> usize {
+    64
+}
+fn d_seq_len() -> usize {
+    64
+}
+fn d_pairs() -> usize {
+    8
+}
+fn d_copy() -> usize {
+    8
+}
+fn d_width() -> usize {
+    32
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    /// multi-query associative recall
+    Mqar,
+    /// single needle in a haystack, evaluated at several lengths
+    Niah,
+    /// selective copying
+    SelectiveCopy,
+    /// key-value memorization capacity, no outer training
+    Capacity,
+    /// character-level language modelling on the King James Bible
+    LmChar,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// the long-term memory module alone (Titans §4.3, "LMM")
+    Lmm,
+    /// memory as a context (§4.1)
+    Mac,
+    /// memory as a gate (§4.2)
+    Mag,
+    /// memory as a layer (§4.3)
+    Mal,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub kind: ModelKind,
+    #[serde(default = "d_dim")]
+    pub dim: usize,
+    #[serde(default = "d_heads")]
+    pub heads: usize,
+    #[serde(default = "d_layers")]
+    pub layers: usize,
+    /// N_p learnable persistent tokens (Eq. 19); 0 disables them
+    #[serde(default = "d_persistent")]
+    pub persistent_tokens: usize,
+    /// MAC segment length C
+    #[serde(default = "d_segment")]
+    pub segment_len: usize,
+    /// sliding-window size of MAG/MAL attention
+    #[serde(default = "d_window")]
+    pub window: usize,
+    #[serde(default)]
+    pub memory: MemorySpec,
+}
+fn d_dim() -> usize {
+    32
+}
+fn d_heads() -> usize {
+    2
+}
+fn d_layers() -> usize {
+    1
+}
+fn d_persistent() -> usize {
+    4
+}
+fn d_segment() -> usize {
+    16
+}
+fn d_window() -> usize {
+    16
+}
+
+/// The neural memory inside the models (Titans Eqs. 8–15).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemorySpec {
+    /// `linear` (a d_v × d_k matrix per head)
+    #[serde(default)]
+    pub kind: MemoryKind,
+    /// η_t learned (true) or fixed at 0 (false): the "w/o momentum" ablation
+    #[serde(default = "yes")]
+    pub momentum: bool,
+    /// α_t learned (true) or fixed at 0 (false): the "w/o weight decay" ablation
+    #[serde(default = "yes")]
+    pub forgetting: bool,
+    /// θ_t = max_lr · sigmoid(·)
+    #[serde(default = "d_max_lr")]
+    pub max_lr: f64,
+    /// which state LMM/MAG/MAL read (MAC's retrieval always reads before the segment's writes)
+    #[serde(default)]
+    pub read: ReadMode,
+    /// kernel of the short causal depthwise convolution on q, k, v (§4.4); 0 = "w/o convolution"
+    #[serde(default = "d_conv")]
+    pub conv_kernel: usize,
+}
+fn d_conv() -> usize {
+    4
+}
+fn yes() -> bool {
+    true
+}
+fn d_max_lr() -> f64 {
+    0.5
+}
+
+impl Default for MemorySpec {
+    fn default() -> Self {
+        Self { kind: MemoryKind::Linear, momentum: true, forgetting: true, max_lr: d_max_lr(), read: ReadMode::AfterWrite, conv_kernel: d_conv() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryKind {
+    #[default]
+    Linear,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    pub steps: usize,
+    pub batch_size: usize,
+    /// peak learning rate of AdamW
+    pub lr: f64,
+    #[serde(default = "d_wd")]
+    pub weight_decay: f64,
+    /// linear warm-up steps before the cosine decay
+    #[serde(default)]
+    pub warmup: usize,
+    /// global gradient-norm clip (0 disables)
+    #[serde(default = "d_clip")]
+    pub clip: f64,
+    /// save a checkpoint every this many steps (resume point)
+    #[serde(default = "d_ckpt")]
+    pub checkpoint_every: usize,
+    /// log the loss every this many steps
+    #[serde(default = "d_log")]
+    pub log_every: usize,
+}
+fn d_wd() -> f64 {
+    0.1
+}
+fn d_clip() -> f64 {
+    1.0
+}
+fn d_ckpt() -> usize {
+    50
+}
+fn d_log() -> usize {
+    10
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSpec {
+    /// evaluation batches at the end of training
+    #[serde(default = "d_eval_batches")]
+    pub batches: usize,
+    #[serde(default = "d_eval_bs")]
+    pub batch_size: usize,
+    /// also evaluate every this many steps (0: only at the end)
+    #[serde(default)]
+    pub every: usize,
+}
+fn d_eval_batches() -> usize {
+    4
+}
+fn d_eval_bs() -> usize {
+    32
+}
+impl Default for EvalSpec {
+    fn default() -> Self {
+        Self { batches: d_eval_batches(), batch_size: d_eval_bs(), every: 0 }
+    }
+}
+
+/// A configuration error, located in its file.
+fn located(file: &Path, text: &str, path: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+    match locate(text, path) {
+        Some(line) => anyhow!("{}:{line}: {path}: {msg}", file.display()),
+        None => anyhow!("{}: {path}: {msg}", file.display()),
+    }
+}
+
+/// The 1-based line of a dotted path (`training.lr`) in a YAML text, following indentation.
+pub fn locate(text: &str, path: &str) -> Option<usize> {
+    let mut start = 0usize;
+    let mut min_indent: Option<usize> = None;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = None;
+    for seg in path.split('.') {
+        found = None;
+        for (i, l) in lines.iter().enumerate().skip(start) {
+            let indent = l.len() - l.trim_start().len();
+            let t = l.trim_start().trim_start_matches("- ");
+            if min_indent.is_some_and(|m| indent <= m) && !t.is_empty() && i > start {
+                break;
+            }
+            if t.starts_with(&format!("{seg}:")) {
+                found = Some(i);
+                min_indent = Some(indent);
+                start = i + 1;
+                break;
+            }
+        }
+        found?;
+    }
+    found.map(|i| i + 1)
+}
+
+/// Adds "did you mean" to serde's unknown-field / unknown-variant messages.
+fn suggest(msg: &str) -> String {
+    let grab = |s: &str| -> Option<(String, Vec<String>)> {
+        let (head, tail) = s.split_once("expected one of ")?;
+        let bad = head.split('`').nth(1)?.to_string();
+        let names: Vec<String> = tail.split('`').skip(1).step_by(2).map(|x| x.to_string()).collect();
+        Some((bad, names))
+    };
+    if let Some((bad, names)) = grab(msg) {
+        if let Some(best) = names
+            .iter()
+            .map(|n| (strsim::jaro_winkler(&bad, n), n))
+            .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap())
+            .filter(|(s, _)| *s > 0.7)
+        {
+            return format!("{msg} (did you mean `{}`?)", best.1);
+        }
+    }
+    msg.to_string()
+}
+
+fn yaml_error(file: &Path, context: &str, e: serde_yaml::Error) -> anyhow::Error {
+    let msg = suggest(&e.to_string());
+    match e.location() {
+        Some(loc) => anyhow!("{}:{}: {context}{msg}", file.display(), loc.line()),
+        None => anyhow!("{}: {context}{msg}", file.display()),
+    }
+}
+
+/// Sets `a.b.c = value` inside a YAML mapping, creating intermediate mappings.
+pub fn set_path(root: &mut Value, path: &str, value: Value) -> Result<()> {
+    let segs: Vec<&str> = path.split('.').collect();
+    if segs.iter().any(|s| s.is_empty()) {
+        bail!("bad override path `{path}`");
+    }
+    let mut cur = root;
+    for (i, seg) in segs.iter().enumerate() {
+        let map = cur.as_mapping_mut().ok_or_else(|| anyhow!("`{}` is not a mapping", segs[..i].join(".")))?;
+        let key = Value::String(seg.to_string());
+        if i == segs.len() - 1 {
+            map.insert(key, value);
+            return Ok(());
+        }
+        if !map.contains_key(&key) {
+            map.insert(key.clone(), Value::Mapping(Default::default()));
+        }
+        cur = map.get_mut(&key).unwrap();
+    }
+    Ok(())
+}
+
+/// Parses `path=value` from the command line (the value is YAML: `128`, `false`, `mac`).
+pub fn parse_set(s: &str) -> Result<(String, Value)> {
+    let (k, v) = s.split_once('=').ok_or_else(|| anyhow!("bad --set `{s}` (expected path=value)"))?;
+    let v: Value = serde_yaml::from_str(v).map_err(|e| anyhow!("--set {k}: bad value `{v}`: {e}"))?;
+    Ok((k.trim().to_string(), v))
+}
+
+/// A study loaded from disk: the experiment as written, the raw YAML, and the file's text for locating errors.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub file: std::path::PathBuf,
+    pub text: String,
+    pub spec: Experiment,
+    raw: Value,
+    pub scale: String,
+    cli_sets: Vec<(String, Value)>,
+}
+
+/// The keys that a row or `--set` may not override (they shape the study itself).
+const STUDY_KEYS: [&str; 5] = ["name", "ablations", "scales", "reference", "plots"];
+
+impl Study {
+    /// Reads and validates an experiment file, applying a scale preset and command-line overrides.
+    pub fn load(file: &Path, scale: &str, sets: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
+        let spec: Experiment = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
+        let raw: Value = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
+        if !["tiny", "small", "paper"].contains(&scale) {
+            bail!("unknown --scale `{scale}` (expected tiny, small or paper)");
+        }
+        if spec.ablations.is_empty() {
+            return Err(located(file, &text, "ablations", "needs at least one row"));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for r in &spec.ablations {
+            if !names.insert(r.name.clone()) {
+                return Err(located(file, &text, "ablations", format!("row name `{}` appears twice", r.name)));
+            }
+        }
+        if let Some(re) = &spec.reference {
+            for k in re.values.keys() {
+                if !names.contains(k) {
+                    return Err(located(file, &text, "reference.values", format!("`{k}` is not an ablation row name")));
+                }
+            }
+        }
+        let cli_sets = sets.iter().map(|s| parse_set(s)).collect::<Result<Vec<_>>>()?;
+        let study = Self { file: file.to_path_buf(), text, spec, raw, scale: scale.to_string(), cli_sets };
+        // the base, then every row, must resolve to a valid configuration before anything trains
+        study.base_config()?;
+        for r in &study.spec.ablations {
+            study.row_config(&r.name)?;
+        }
+        Ok(study)
+    }
+
+    /// The base configuration after the scale preset and `--set` (no row overrides).
+    pub fn base_config(&self) -> Result<Experiment> {
+        self.resolve(None)
+    }
+
+    /// The configuration of one ablation row.
+    pub fn row_config(&self, row: &str) -> Result<Experiment> {
+        self.resolve(Some(row))
+    }
+
+    fn resolve(&self, row: Option<&str>) -> Result<Experiment> {
+        let mut v = self.raw.clone();
+        let mut apply = |path: &str, value: &Value, origin: &str| -> Result<()> {
+            if STUDY_KEYS.contains(&path.split('.').next().unwrap_or("")) {
+                bail!("{}: {origin}: `{path}` cannot be overridden", self.file.display());
+            }
+            set_path(&mut v, path, value.clone()).map_err(|e| anyhow!("{}: {origin}: {e}", self.file.display()))
+        };
+        if let Some(over) = self.spec.scales.get(&self.scale) {
+            for (p, val) in over {
+                apply(p, val, &format!("scales.{}", self.scale))?;
+            }
+        }
+        if let Some(name) = row {
+            let r = self.spec.ablations.iter().find(|r| r.name == name).ok_or_else(|| anyhow!("no row `{name}`"))?;
+            for (p, val) in &r.set {
+                apply(p, val, &format!("ablation row `{name}`, set `{p}`"))?;
+            }
+        }
+        for (p, val) in &self.cli_sets {
+            apply(p, val, &format!("--set {p}"))?;
+        }
+        let context = match row {
+            Some(r) => format!("ablation row `{r}`: "),
+            None => String::new(),
+        };
+        let e: Experiment = serde_yaml::from_value(v).map_err(|err| {
+            // overrides lose line numbers: point at the row (or the field) instead
+            let msg = suggest(&err.to_string());
+            let line = row.and_then(|r| {
+                self.text.lines().position(|l| l.contains("name:") && l.contains(r)).map(|i| i + 1)
+            });
+            match line {
+                Some(l) => anyhow!("{}:{l}: {context}{msg}", self.file.display()),
+                None => anyhow!("{}: {context}{msg}", self.file.display()),
+            }
+        })?;
+        self.validate(&e, &context)?;
+        Ok(e)
+    }
+
+    /// Value checks serde cannot express.
+    fn validate(&self, e: &Experiment, context: &str) -> Result<()> {
+        let f = |path: &str, msg: &str| located(&self.file, &self.text, path, format!("{context}{msg}"));
+        let t = &e.training;
+        if !(t.lr.is_finite() && t.lr > 0.0) {
+            return Err(f("training.lr", &format!("must be a positive number, got {}", t.lr)));
+        }
+        if !(t.weight_decay.is_finite() && t.weight_decay >= 0.0) {
+            return Err(f("training.weight_decay", "must be >= 0"));
+        }
+        if !(t.clip.is_finite() && t.clip >= 0.0) {
+            return Err(f("training.clip", "must be >= 0 (0 disables clipping)"));
+        }
+        if t.batch_size == 0 {
+            return Err(f("training.batch_size", "must be at least 1"));
+        }
+        if t.checkpoint_every == 0 || t.log_every == 0 {
+            return Err(f("training.checkpoint_every", "checkpoint_every and log_every must be at least 1"));
+        }
+        if e.task.kind != TaskKind::Capacity && t.steps == 0 {
+            return Err(f("training.steps", "must be at least 1"));
+        }
+        let m = &e.model;
+        if m.dim == 0 || m.heads == 0 || m.dim % m.heads != 0 {
+            return Err(f("model.heads", &format!("dim {} must be a positive multiple of heads {}", m.dim, m.heads)));
+        }
+        if m.layers == 0 {
+            return Err(f("model.layers", "must be at least 1"));
+        }
+        if m.segment_len == 0 {
+            return Err(f("model.segment_len", "must be at least 1"));
+        }
+        if m.window == 0 {
+            return Err(f("model.window", "must be at least 1"));
+        }
+        if !(m.memory.max_lr.is_finite() && m.memory.max_lr > 0.0) {
+            return Err(f("model.memory.max_lr", "must be a positive number"));
+        }
+        let k = &e.task;
+        match k.kind {
+            TaskKind::Mqar => {
+                if k.vocab < 4 || 2 * k.num_pairs + 1 > k.seq_len || k.num_pairs == 0 {
+                    return Err(f("task.num_pairs", "mqar needs num_pairs >= 1, 2·num_pairs < seq_len and vocab >= 4"));
+                }
+            }
+            TaskKind::Niah => {
+                if k.lengths.is_empty() || k.lengths.iter().any(|&l| l < 8) || k.vocab < 8 {
+                    return Err(f("task.lengths", "niah needs evaluation lengths >= 8 and vocab >= 8"));
+                }
+            }
+            TaskKind::SelectiveCopy => {
+                if k.num_tokens == 0 || 2 * k.num_tokens + 1 > k.seq_len || k.vocab < 4 {
+                    return Err(f("task.num_tokens", "selective-copy needs 2·num_tokens < seq_len"));
+                }
+            }
+            TaskKind::Capacity => {
+                if k.pairs.is_empty() || k.pairs.contains(&0) || k.width == 0 {
+                    return Err(f("task.pairs", "capacity needs a non-empty list of positive pair counts"));
+                }
+            }
+            TaskKind::LmChar => {
+                if k.seq_len < 2 {
+                    return Err(f("task.seq_len", "must be at least 2"));
+                }
+            }
+        }
+        if e.seeds.is_empty() {
+            return Err(f("seeds", "needs at least one seed"));
+        }
+        crate::device::parse_device_name(&e.device).map_err(|err| f("device", &err.to_string()))?;
+        Ok(())
+    }
+}

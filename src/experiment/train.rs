@@ -1,0 +1,188 @@
+//! The training loop: AdamW with linear warm-up and cosine decay, global gradient-norm clipping, periodic
+//! checkpoints (model and optimizer state in safetensors) from which an interrupted run resumes bit for bit,
+//! and a NaN/Inf guard that stops a run with a clear message and keeps what was written.
+//!
+//! AdamW is written out here (a dozen lines of tensor ops) rather than taken from `tch::nn::Optimizer`
+//! because tch does not expose its optimizer state, and resuming exactly needs the moments saved.
+
+use super::spec::{Experiment, TrainingSpec};
+use super::store::{MetricLine, RunDir};
+use super::tasks::{loss_and_accuracy, Split, Task};
+use crate::titans::models::TitansLm;
+use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
+use std::collections::BTreeMap;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Learning rate at `step` (0-based): linear warm-up to `lr`, then cosine decay to 10 % of it.
+pub fn schedule(t: &TrainingSpec, step: usize) -> f64 {
+    if step < t.warmup {
+        return t.lr * (step + 1) as f64 / t.warmup as f64;
+    }
+    let span = (t.steps - t.warmup).max(1) as f64;
+    let progress = ((step - t.warmup) as f64 / span).min(1.0);
+    let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+    t.lr * (0.1 + 0.9 * cosine)
+}
+
+/// AdamW (Loshchilov & Hutter) with decoupled weight decay on matrices only (not on biases, norms, or 1-D
+/// parameters), β = (0.9, 0.95), ε = 1e-8.
+pub struct AdamW {
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    m: Vec<Tensor>,
+    v: Vec<Tensor>,
+    pub step: usize,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.95;
+const EPS: f64 = 1e-8;
+
+impl AdamW {
+    pub fn new(vs: &nn::VarStore) -> Self {
+        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, params): (Vec<_>, Vec<_>) = named.into_iter().unzip();
+        let m = params.iter().map(|p| p.zeros_like()).collect();
+        let v = params.iter().map(|p| p.zeros_like()).collect();
+        Self { names, params, m, v, step: 0 }
+    }
+
+    /// Clips the global gradient norm to `clip` (0 = off); returns the norm before clipping.
+    pub fn clip(&self, clip: f64) -> f64 {
+        let grads: Vec<Tensor> = self.params.iter().filter(|p| p.grad().defined()).map(|p| p.grad()).collect();
+        let norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        if clip > 0.0 && norm > clip {
+            tch::no_grad(|| {
+                for g in &grads {
+                    let _ = g.shallow_clone().g_mul_scalar_(clip / norm);
+                }
+            });
+        }
+        norm
+    }
+
+    pub fn update(&mut self, lr: f64, weight_decay: f64) {
+        self.step += 1;
+        let t = self.step as f64;
+        let (c1, c2) = (1.0 - BETA1.powf(t), 1.0 - BETA2.powf(t));
+        tch::no_grad(|| {
+            for i in 0..self.params.len() {
+                let p = &mut self.params[i];
+                let g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let m = self.m[i].shallow_clone() * BETA1 + &g * (1.0 - BETA1);
+                let v = self.v[i].shallow_clone() * BETA2 + g.square() * (1.0 - BETA2);
+                if p.dim() >= 2 && weight_decay > 0.0 {
+                    let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
+                }
+                let upd = (&m / c1) / ((&v / c2).sqrt() + EPS) * lr;
+                let _ = p.g_sub_(&upd);
+                self.m[i] = m;
+                self.v[i] = v;
+                p.zero_grad();
+            }
+        });
+    }
+
+    /// Model and optimizer tensors for a checkpoint.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let mut out = vec![];
+        for (i, n) in self.names.iter().enumerate() {
+            out.push((format!("param.{n}"), self.params[i].shallow_clone()));
+            out.push((format!("adam_m.{n}"), self.m[i].shallow_clone()));
+            out.push((format!("adam_v.{n}"), self.v[i].shallow_clone()));
+        }
+        out
+    }
+
+    /// Restores from checkpoint tensors.
+    pub fn load(&mut self, tensors: &BTreeMap<String, Tensor>, step: usize) -> Result<()> {
+        tch::no_grad(|| -> Result<()> {
+            for (i, n) in self.names.iter().enumerate() {
+                let get = |prefix: &str| {
+                    tensors.get(&format!("{prefix}.{n}")).with_context(|| format!("checkpoint lacks {prefix}.{n}"))
+                };
+                self.params[i].copy_(get("param")?);
+                self.m[i] = get("adam_m")?.to_device(self.params[i].device());
+                self.v[i] = get("adam_v")?.to_device(self.params[i].device());
+            }
+            Ok(())
+        })?;
+        self.step = step;
+        Ok(())
+    }
+}
+
+/// The result of training one (row, seed).
+pub struct Trained {
+    pub model: TitansLm,
+    pub vs: nn::VarStore,
+    pub steps_done: usize,
+}
+
+/// Trains (or resumes) one run; `stop_after` simulates an interruption after that many total steps.
+pub fn train(
+    cfg: &Experiment,
+    task: &Task,
+    seed: u64,
+    device: Device,
+    dir: &RunDir,
+    bar: &ProgressBar,
+    stop_after: Option<usize>,
+) -> Result<Trained> {
+    tch::manual_seed(seed as i64);
+    let vs = nn::VarStore::new(device);
+    let model = TitansLm::new(&vs.root(), &cfg.model, task.vocab());
+    let mut opt = AdamW::new(&vs);
+    let t = &cfg.training;
+    let mut step = 0usize;
+    if let Some((ckpt_step, tensors)) = dir.load_checkpoint()? {
+        opt.load(&tensors, ckpt_step)?;
+        step = ckpt_step;
+        dir.truncate_metrics(step)?;
+    }
+    bar.set_length(t.steps as u64);
+    bar.set_position(step as u64);
+    let started = std::time::Instant::now();
+    let mut tokens = 0usize;
+    while step < t.steps {
+        if stop_after.is_some_and(|s| step >= s) {
+            bail!("interrupted after step {step} (--stop-after)");
+        }
+        let batch = task.batch(seed, Split::Train, step as u64, t.batch_size, task.spec.seq_len, device);
+        let logits = model.forward(&batch.inputs);
+        let (loss, acc) = loss_and_accuracy(&logits, &batch.targets);
+        let loss_value = loss.double_value(&[]);
+        if !loss_value.is_finite() {
+            bail!("loss became {loss_value} at step {step}; stopping this run (metrics so far are kept)");
+        }
+        loss.backward();
+        let grad_norm = opt.clip(t.clip);
+        if !grad_norm.is_finite() {
+            bail!("gradient norm became {grad_norm} at step {step}; stopping this run (metrics so far are kept)");
+        }
+        let lr = schedule(t, step);
+        opt.update(lr, t.weight_decay);
+        step += 1;
+        tokens += t.batch_size * task.spec.seq_len;
+        let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_position(step as u64);
+        bar.set_message(format!("loss {loss_value:.3} · {tps:.0} tok/s"));
+        if step % t.log_every == 0 || step == t.steps {
+            let metric = if cfg.evaluation.every > 0 && step % cfg.evaluation.every == 0 {
+                Some(super::runner::evaluate(cfg, task, &model, seed, device)?.0)
+            } else {
+                None
+            };
+            dir.append_metric(&MetricLine { step: step as u64, loss: loss_value, accuracy: acc, lr, grad_norm, metric })?;
+        }
+        if step % t.checkpoint_every == 0 || step == t.steps {
+            dir.save_checkpoint(step, &opt.state())?;
+        }
+    }
+    Ok(Trained { model, vs, steps_done: step })
+}

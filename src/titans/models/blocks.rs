@@ -1,0 +1,86 @@
+//! Building blocks of the Titans models: multi-head attention under an explicit mask (Eq. 2 with the
+//! masks of Eqs. 23, 27 and 31), the feed-forward layer, and l2 normalisation.
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+/// Row-wise ℓ2 normalisation along the last axis (Titans §4.4, for q and k).
+pub fn l2_normalize(x: &Tensor) -> Tensor {
+    let norm = x.square().sum_dim_intlist(-1, true, x.kind()).sqrt().clamp_min(1e-6);
+    x / norm
+}
+
+/// Splits `[B, T, D]` into heads `[B, H, T, D/H]`.
+pub fn split_heads(x: &Tensor, heads: i64) -> Tensor {
+    let (b, t, d) = x.size3().unwrap();
+    x.view([b, t, heads, d / heads]).transpose(1, 2)
+}
+
+/// Merges `[B, H, T, d]` back into `[B, T, H·d]`.
+pub fn merge_heads(x: &Tensor) -> Tensor {
+    let (b, h, t, d) = x.size4().unwrap();
+    x.transpose(1, 2).contiguous().view([b, t, h * d])
+}
+
+/// Causal sliding-window mask `[T, T]` (true = may attend): `j ≤ i` and (`i − j < window` or `j < prefix`).
+/// The first `prefix` positions (persistent tokens) stay visible to every later position (Eq. 27's SW-Attn*).
+pub fn sliding_window_mask(t: i64, window: i64, prefix: i64, device: tch::Device) -> Tensor {
+    let i = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(1);
+    let j = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0);
+    let causal = j.le_tensor(&i);
+    let near = (&i - &j).lt(window);
+    let pinned = j.lt(prefix);
+    causal.logical_and(&near.logical_or(&pinned))
+}
+
+/// Multi-head softmax attention (Eq. 2) with separate query and key/value sequences and an explicit mask.
+#[derive(Debug)]
+pub struct Attention {
+    wq: nn::Linear,
+    wk: nn::Linear,
+    wv: nn::Linear,
+    wo: nn::Linear,
+    heads: i64,
+}
+
+impl Attention {
+    pub fn new(p: &nn::Path, dim: i64, heads: i64) -> Self {
+        let c = nn::LinearConfig { bias: false, ..Default::default() };
+        Self {
+            wq: nn::linear(p / "wq", dim, dim, c),
+            wk: nn::linear(p / "wk", dim, dim, c),
+            wv: nn::linear(p / "wv", dim, dim, c),
+            wo: nn::linear(p / "wo", dim, dim, c),
+            heads,
+        }
+    }
+
+    /// `x_q [B, Tq, D]` attends to `x_kv [B, Tk, D]` where `mask [Tq, Tk]` is true.
+    pub fn forward(&self, x_q: &Tensor, x_kv: &Tensor, mask: &Tensor) -> Tensor {
+        let q = split_heads(&self.wq.forward(x_q), self.heads);
+        let k = split_heads(&self.wk.forward(x_kv), self.heads);
+        let v = split_heads(&self.wv.forward(x_kv), self.heads);
+        let d = q.size()[3] as f64;
+        // Eq. 2: softmax(Q Kᵀ / √d) V over the allowed positions
+        let scores = q.matmul(&k.transpose(-2, -1)) / d.sqrt();
+        let scores = scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
+        let out = scores.softmax(-1, scores.kind()).matmul(&v);
+        self.wo.forward(&merge_heads(&out))
+    }
+}
+
+/// The feed-forward sub-layer `W₂ GELU(W₁ x)` with a 4× expansion.
+#[derive(Debug)]
+pub struct FeedForward {
+    w1: nn::Linear,
+    w2: nn::Linear,
+}
+
+impl FeedForward {
+    pub fn new(p: &nn::Path, dim: i64) -> Self {
+        Self { w1: nn::linear(p / "w1", dim, 4 * dim, Default::default()), w2: nn::linear(p / "w2", 4 * dim, dim, Default::default()) }
+    }
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        self.w2.forward(&self.w1.forward(x).gelu("none"))
+    }
+}

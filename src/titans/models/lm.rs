@@ -1,0 +1,189 @@
+//! A token-level model built from Titans blocks; see the module above for the readings of §4.
+
+use super::blocks::{sliding_window_mask, Attention, FeedForward};
+use super::memory_layer::{MemoryLayer, MemoryState};
+use crate::experiment::spec::{ModelKind, ModelSpec};
+use crate::memory::ReadMode;
+use anyhow::{bail, Result};
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+#[derive(Debug)]
+enum Mixer {
+    Lmm { memory: MemoryLayer },
+    Mac { memory: MemoryLayer, attn: Attention, segment: i64 },
+    Mag { memory: MemoryLayer, attn: Attention, window: i64, ln_y: nn::LayerNorm, ln_m: nn::LayerNorm },
+    Mal { memory: MemoryLayer, attn: Attention, window: i64 },
+}
+
+#[derive(Debug)]
+struct Block {
+    ln1: nn::LayerNorm,
+    ln2: nn::LayerNorm,
+    mixer: Mixer,
+    ffn: FeedForward,
+    /// N_p persistent tokens `[N_p, D]` (Eq. 19), absent when N_p = 0
+    persistent: Option<Tensor>,
+}
+
+/// Per-layer state carried between calls.
+pub type ModelState = Vec<MemoryState>;
+
+/// Embedding → blocks → LayerNorm → vocabulary logits.
+#[derive(Debug)]
+pub struct TitansLm {
+    embed: nn::Embedding,
+    blocks: Vec<Block>,
+    ln_f: nn::LayerNorm,
+    head: nn::Linear,
+    kind: ModelKind,
+    read: ReadMode,
+}
+
+impl TitansLm {
+    pub fn new(p: &nn::Path, spec: &ModelSpec, vocab: usize) -> Self {
+        let d = spec.dim as i64;
+        let h = spec.heads as i64;
+        let blocks = (0..spec.layers)
+            .map(|i| {
+                let bp = p / format!("block{i}");
+                let memory = MemoryLayer::new(&(&bp / "memory"), d, h, &spec.memory);
+                let attn = || Attention::new(&(&bp / "attn"), d, h);
+                let mixer = match spec.kind {
+                    ModelKind::Lmm => Mixer::Lmm { memory },
+                    ModelKind::Mac => Mixer::Mac { memory, attn: attn(), segment: spec.segment_len as i64 },
+                    ModelKind::Mag => Mixer::Mag {
+                        memory,
+                        attn: attn(),
+                        window: spec.window as i64,
+                        ln_y: nn::layer_norm(&bp / "ln_y", vec![d], Default::default()),
+                        ln_m: nn::layer_norm(&bp / "ln_m", vec![d], Default::default()),
+                    },
+                    ModelKind::Mal => Mixer::Mal { memory, attn: attn(), window: spec.window as i64 },
+                };
+                let persistent = (spec.persistent_tokens > 0)
+                    .then(|| bp.var("persistent", &[spec.persistent_tokens as i64, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 }));
+                Block {
+                    ln1: nn::layer_norm(&bp / "ln1", vec![d], Default::default()),
+                    ln2: nn::layer_norm(&bp / "ln2", vec![d], Default::default()),
+                    mixer,
+                    ffn: FeedForward::new(&(&bp / "ffn"), d),
+                    persistent,
+                }
+            })
+            .collect();
+        Self {
+            embed: nn::embedding(p / "embed", vocab as i64, d, Default::default()),
+            blocks,
+            ln_f: nn::layer_norm(p / "ln_f", vec![d], Default::default()),
+            head: nn::linear(p / "head", d, vocab as i64, Default::default()),
+            kind: spec.kind,
+            read: spec.memory.read,
+        }
+    }
+
+    /// Logits `[B, T, V]` for tokens `[B, T]`.
+    pub fn forward(&self, tokens: &Tensor) -> Tensor {
+        self.run(tokens, None).0
+    }
+
+    /// Like [`forward`](Self::forward) but starting from (and returning) the memory state, so that a long
+    /// sequence can be processed in pieces. LMM and MAC only (MAC: pieces must be whole segments).
+    pub fn forward_with_state(&self, tokens: &Tensor, state: Option<ModelState>) -> Result<(Tensor, ModelState)> {
+        match self.kind {
+            ModelKind::Lmm | ModelKind::Mac => Ok(self.run(tokens, state)),
+            k => bail!("state carry across calls is not implemented for {k:?} (its attention would need a KV cache)"),
+        }
+    }
+
+    fn run(&self, tokens: &Tensor, state: Option<ModelState>) -> (Tensor, ModelState) {
+        let mut x = self.embed.forward(tokens);
+        let mut states = state.map(|s| s.into_iter().map(Some).collect::<Vec<_>>()).unwrap_or_default();
+        states.resize_with(self.blocks.len(), || None);
+        let mut out_states = vec![];
+        for (block, st) in self.blocks.iter().zip(states) {
+            let (mixed, new_state) = block.mix(&block.ln1.forward(&x), st, self.read);
+            x = x + mixed;
+            x = &x + block.ffn.forward(&block.ln2.forward(&x));
+            out_states.push(new_state);
+        }
+        (self.head.forward(&self.ln_f.forward(&x)), out_states)
+    }
+}
+
+impl Block {
+    /// `[p ‖ x]` along time (Eqs. 19, 26, 29).
+    fn with_prefix(&self, x: &Tensor) -> (Tensor, i64) {
+        match &self.persistent {
+            Some(p) => {
+                let b = x.size()[0];
+                let pe = p.unsqueeze(0).expand([b, -1, -1], false);
+                (Tensor::cat(&[pe, x.shallow_clone()], 1), p.size()[0])
+            }
+            None => (x.shallow_clone(), 0),
+        }
+    }
+
+    fn mix(&self, x: &Tensor, state: Option<MemoryState>, read: ReadMode) -> (Tensor, MemoryState) {
+        let t = x.size()[1];
+        match &self.mixer {
+            Mixer::Lmm { memory } => {
+                let (xt, np) = self.with_prefix(x);
+                let (y, st) = memory.forward(&xt, state, read);
+                (y.narrow(1, np, t), st)
+            }
+            Mixer::Mag { memory, attn, window, ln_y, ln_m } => {
+                let (xt, np) = self.with_prefix(x);
+                let mask = sliding_window_mask(np + t, *window, np, x.device());
+                // Eq. 27: y = SW-Attn*(x̃); Eq. 28: o = y ⊗ M(x̃)
+                let y = attn.forward(&xt, &xt, &mask);
+                let (m, st) = memory.forward(&xt, state, read);
+                let o = ln_y.forward(&y) * ln_m.forward(&m).sigmoid();
+                (o.narrow(1, np, t), st)
+            }
+            Mixer::Mal { memory, attn, window } => {
+                let (xt, np) = self.with_prefix(x);
+                // Eq. 30: y = M(x̃); Eq. 31: o = SW-Attn(y)
+                let (y, st) = memory.forward(&xt, state, read);
+                let mask = sliding_window_mask(np + t, *window, np, x.device());
+                (attn.forward(&y, &y, &mask).narrow(1, np, t), st)
+            }
+            Mixer::Mac { memory, attn, segment } => self.mac(x, memory, attn, *segment, state),
+        }
+    }
+
+    /// MAC, segment by segment (Eqs. 21–25).
+    fn mac(&self, x: &Tensor, memory: &MemoryLayer, attn: &Attention, segment: i64, state: Option<MemoryState>) -> (Tensor, MemoryState) {
+        let (b, t, d) = x.size3().unwrap();
+        let mut st = state.unwrap_or_else(|| MemoryState::zeros(b, memory_heads(memory, d), memory.head_dim(d), x.kind(), x.device()));
+        let np = self.persistent.as_ref().map_or(0, |p| p.size()[0]);
+        let mut outs = vec![];
+        let mut start = 0;
+        while start < t {
+            let c = segment.min(t - start);
+            let xs = x.narrow(1, start, c);
+            // Eq. 21: h = M*_{t−1}(q), the memory before this segment's writes
+            let h = memory.read(&xs, &mut st);
+            // Eq. 22: S̃ = p ‖ h ‖ S
+            let (ph, _) = self.with_prefix(&h);
+            let kv = Tensor::cat(&[ph, xs.shallow_clone()], 1);
+            // Eq. 23: attention with queries at the segment positions; causal over h and S
+            let i = Tensor::arange(c, (Kind::Int64, x.device())).unsqueeze(1);
+            let j = Tensor::arange(c, (Kind::Int64, x.device())).unsqueeze(0);
+            let causal = j.le_tensor(&i);
+            let pinned = Tensor::ones([c, np], (Kind::Bool, x.device()));
+            let mask = Tensor::cat(&[pinned, causal.shallow_clone(), causal], 1);
+            let y = attn.forward(&xs, &kv, &mask);
+            // Eq. 24: write y into the memory; Eq. 25: o = y ⊗ M*_t(y), read after each write
+            let (r, new_st) = memory.forward(&y, Some(st), ReadMode::AfterWrite);
+            st = new_st;
+            outs.push(&y * r.sigmoid());
+            start += c;
+        }
+        (Tensor::cat(&outs, 1), st)
+    }
+}
+
+fn memory_heads(memory: &MemoryLayer, dim: i64) -> i64 {
+    dim / memory.head_dim(dim)
+}

@@ -1,0 +1,24 @@
+//! The Titans models (arXiv 2501.00663 v1, §4): LMM alone, MAC (memory as a context, Eqs. 21–25), MAG
+//! (memory as a gate, Eqs. 26–28) and MAL (memory as a layer, Eqs. 29–31), as pre-norm residual blocks
+//! `x + Mixer(LN(x))`, `x + FFN(LN(x))` over token embeddings, trainable with autograd through the inner loop.
+//!
+//! Readings chosen where v1 is ambiguous (config fields in `model`):
+//! * Persistent memory (Eq. 19): each mixer owns `N_p` learned tokens `p` (`persistent_tokens`).
+//!   LMM/MAG/MAL prepend them to the sequence (`x̃ = p ‖ x`, Eqs. 26, 29) and drop their outputs; MAC puts them in
+//!   front of every segment (Eq. 22).
+//! * MAC: segments of `segment_len` tokens. `h = M*_{t−1}(q)` reads the memory left by earlier segments (Eq. 21);
+//!   attention (Eq. 23) runs over `p ‖ h ‖ S` with queries at the segment positions only; to stay causal, token i
+//!   sees all of `p`, and `h_j`, `x_j` only for `j ≤ i` (h_j is computed from x_j). The memory is then written with
+//!   the attention output `y` (Eq. 24) and read after each write, and `o = y ⊙ σ(M*_t(y))` (Eq. 25's ⊗, chosen).
+//! * MAG: sliding-window attention with the persistent prefix always visible (Eq. 27) and the memory over
+//!   `x̃` (read after write), combined as `o = LN(y) ⊙ σ(LN(M(x̃)))` with learnable LayerNorm gains (Eq. 28:
+//!   "normalise both branches with learnable vector weights, then a non-linearity").
+//! * MAL: the memory over `x̃`, then sliding-window attention on its output (Eqs. 30–31), prefix visible.
+//! * State carry (`forward_with_state`): LMM and MAC carry the memory state across calls (MAC at segment
+//!   boundaries); MAG and MAL would also need the attention's key/value cache, which is not implemented.
+
+pub mod blocks;
+pub mod lm;
+pub mod memory_layer;
+
+pub use lm::TitansLm;

@@ -1,0 +1,154 @@
+//! The experiment runner end to end: a micro study (parse → train a few steps → report), strict config
+//! errors that name file, line and field, and resuming an interrupted run to the same numbers.
+
+use repro::experiment::runner::{run_study, RunOptions};
+use repro::experiment::spec::Study;
+use repro::experiment::store::RunDir;
+use std::path::{Path, PathBuf};
+
+const MICRO: &str = r#"name: micro
+paper: titans
+description: a micro study for the tests
+reference:
+  source: Table 5
+  note: ordering only
+  higher_is_better: true
+  values: { LMM: 92.68, MAC: 97.95 }
+task:
+  kind: mqar
+  vocab: 16
+  seq_len: 12
+  num_pairs: 3
+model:
+  kind: lmm
+  dim: 8
+  heads: 2
+  persistent_tokens: 2
+  segment_len: 4
+training:
+  steps: 6
+  batch_size: 4
+  lr: 0.01
+  warmup: 2
+  checkpoint_every: 3
+  log_every: 1
+evaluation:
+  batches: 2
+  batch_size: 8
+seeds: [0, 1]
+ablations:
+  - name: LMM
+  - name: MAC
+    set: { model.kind: mac }
+plots: [training-curves, final-metric]
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn opts(out: &Path) -> RunOptions {
+    RunOptions { scale: "tiny".into(), sets: vec![], out: out.to_path_buf(), quiet: true, fresh: false, stop_after: None, device: None }
+}
+
+#[test]
+fn micro_study_runs_end_to_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "micro.yaml", MICRO);
+    let out = tmp.path().join("reports");
+    let o = run_study(&file, &opts(&out)).unwrap();
+    assert!(o.failed.is_empty(), "{:?}", o.failed);
+    let dir = out.join("micro");
+    for row in ["LMM", "MAC"] {
+        for seed in [0, 1] {
+            let rd = RunDir::new(&dir, row, seed);
+            let r = rd.result().unwrap().expect("result.json");
+            assert_eq!(r.status, "done");
+            let m = r.final_metric.unwrap();
+            assert!((0.0..=100.0).contains(&m), "{m}");
+            let lines = rd.metrics().unwrap();
+            assert_eq!(lines.len(), 6, "one metrics line per step");
+            let manifest = rd.manifest().unwrap().unwrap();
+            assert_eq!(manifest.seed, seed);
+            assert!(!manifest.git_revision.is_empty() && manifest.libtorch.contains("2.11"));
+            assert!(rd.path.join("checkpoint.safetensors").exists());
+        }
+    }
+    let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(report.contains("LMM") && report.contains("MAC"), "{report}");
+    assert!(dir.join("summary.json").exists() && dir.join("study.json").exists());
+    // a second run skips everything and gives the same report inputs
+    let before = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    run_study(&file, &opts(&out)).unwrap();
+    assert_eq!(before, std::fs::read_to_string(dir.join("summary.json")).unwrap());
+    // `repro report` regenerates without training
+    std::fs::remove_file(dir.join("report.md")).unwrap();
+    repro::experiment::runner::write_report(&dir).unwrap();
+    assert!(dir.join("report.md").exists());
+}
+
+#[test]
+fn interrupted_run_resumes_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one_row = MICRO.replace("  - name: MAC\n    set: { model.kind: mac }\n", "").replace("values: { LMM: 92.68, MAC: 97.95 }", "values: { LMM: 92.68 }").replace("seeds: [0, 1]", "seeds: [3]");
+    let file = write(tmp.path(), "micro.yaml", &one_row);
+    let straight = tmp.path().join("straight");
+    run_study(&file, &opts(&straight)).unwrap();
+    let resumed = tmp.path().join("resumed");
+    let mut o = opts(&resumed);
+    o.stop_after = Some(4); // the checkpoint is at step 3: steps 4.. are redone
+    let err = run_study(&file, &o).err().expect("interrupted");
+    assert!(format!("{err:#}").contains("resume"), "{err:#}");
+    let rd = RunDir::new(&resumed.join("micro"), "LMM", 3);
+    assert!(rd.result().unwrap().is_none(), "an interrupted run must not look finished");
+    assert_eq!(rd.metrics().unwrap().len(), 4);
+    run_study(&file, &opts(&resumed)).unwrap();
+    let a = RunDir::new(&straight.join("micro"), "LMM", 3);
+    assert_eq!(a.metrics().unwrap(), rd.metrics().unwrap(), "resumed metrics differ");
+    assert_eq!(a.result().unwrap().unwrap().final_metric, rd.result().unwrap().unwrap().final_metric);
+}
+
+fn load_err(text: &str, sets: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "bad.yaml", text);
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    format!("{:#}", Study::load(&file, "tiny", &sets).err().expect("should fail"))
+}
+
+#[test]
+fn config_errors_name_file_line_field_and_suggest() {
+    let e = load_err(&MICRO.replace("  lr: 0.01", "  lerning_rate: 0.01"), &[]);
+    assert!(e.contains("bad.yaml:") && e.contains("lerning_rate") && e.contains("line") || e.contains("bad.yaml:2"), "{e}");
+    let e = load_err(&MICRO.replace("  kind: lmm", "  kind: lmn"), &[]);
+    assert!(e.contains("bad.yaml:") && e.contains("lmn") && e.contains("did you mean `lmm`"), "{e}");
+    let e = load_err(&MICRO.replace("  lr: 0.01", "  lr: -0.01"), &[]);
+    assert!(e.contains("bad.yaml:23") && e.contains("training.lr") && !e.contains("row") && e.contains("positive"), "{e}");
+    let e = load_err(&MICRO.replace("  segment_len: 4", "  segment_len: 0"), &[]);
+    assert!(e.contains("bad.yaml:19") && e.contains("model.segment_len"), "{e}");
+    let e = load_err(&MICRO.replace("{ model.kind: mac }", "{ model.memory.momentun: false }"), &[]);
+    assert!(e.contains("MAC") && e.contains("momentun") && e.contains("did you mean `momentum`"), "{e}");
+    let e = load_err(MICRO, &["model.dimm=3"]);
+    assert!(e.contains("dimm") && e.contains("did you mean `dim`"), "{e}");
+    let e = load_err(MICRO, &["model.heads=3"]);
+    assert!(e.contains("model.heads") && e.contains("multiple"), "{e}");
+    let e = load_err(&MICRO.replace("values: { LMM: 92.68, MAC: 97.95 }", "values: { LMM: 92.68, MAG: 1.0 }"), &[]);
+    assert!(e.contains("reference.values") && e.contains("MAG"), "{e}");
+}
+
+#[test]
+fn a_nan_stops_the_row_and_keeps_what_was_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    // an absurd learning rate blows the loss up; the row is marked failed, the study goes on
+    let text = MICRO.replace("  lr: 0.01", "  lr: 1.0e30").replace("  clip: 1.0\n", "").replace("  warmup: 2", "  warmup: 0\n  clip: 0");
+    let file = write(tmp.path(), "nan.yaml", &text);
+    let out = tmp.path().join("r");
+    let o = run_study(&file, &opts(&out)).unwrap();
+    assert!(!o.failed.is_empty(), "expected a failed run");
+    let rd = RunDir::new(&out.join("micro"), "LMM", 0);
+    let r = rd.result().unwrap().unwrap();
+    assert!(r.status.starts_with("failed:") && (r.status.contains("NaN") || r.status.contains("inf")), "{}", r.status);
+    assert!(rd.manifest().unwrap().is_some());
+    assert!(out.join("micro").join("report.md").exists());
+}
