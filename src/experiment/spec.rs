@@ -399,12 +399,12 @@ const STUDY_KEYS: [&str; 5] = ["name", "ablations", "scales", "reference", "plot
 impl Study {
     /// Reads and validates an experiment file, applying a scale preset and command-line overrides.
     pub fn load(file: &Path, scale: &str, sets: &[String]) -> Result<Self> {
-        let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
-        let spec: Experiment = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
-        let raw: Value = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
         if !["tiny", "small", "paper"].contains(&scale) {
             bail!("unknown --scale `{scale}` (expected tiny, small or paper)");
         }
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
+        let spec: Experiment = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
+        let raw: Value = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
         if spec.ablations.is_empty() {
             return Err(located(file, &text, "ablations", "needs at least one row"));
         }
