@@ -152,3 +152,43 @@ fn a_nan_stops_the_row_and_keeps_what_was_written() {
     assert!(rd.manifest().unwrap().is_some());
     assert!(out.join("micro").join("report.md").exists());
 }
+
+#[test]
+fn every_shipped_experiment_parses_at_every_scale() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            for scale in ["tiny", "small", "paper"] {
+                Study::load(&p, scale, &[]).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 4, "expected the shipped experiments, found {n}");
+}
+
+#[test]
+fn every_task_kind_trains_a_few_steps() {
+    // one tiny run per shipped experiment (2 steps, 1 seed, 1 eval batch): every task and model path runs
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/experiments"));
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["quickstart", "niah", "capacity", "titans_table5"] {
+        let file = dir.join(format!("{name}.yaml"));
+        let mut o = opts(&tmp.path().join(name));
+        o.sets = ["training.steps=2", "seeds=[0]", "evaluation.batches=1", "evaluation.batch_size=2", "training.batch_size=2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if name == "titans_table5" && !repro::experiment::tasks::corpus_path().exists() {
+            // the corpus comes from scripts/setup.sh, which the README's test command runs first
+            let err = format!("{:#}", run_study(&file, &o).err().expect("no corpus"));
+            assert!(err.contains("scripts/setup.sh"), "{err}");
+            continue;
+        }
+        let out = run_study(&file, &o).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert!(out.failed.is_empty(), "{name}: {:?}", out.failed);
+        assert!(out.dir.join("report.md").exists());
+    }
+}

@@ -40,7 +40,7 @@ pub struct Outcome {
 pub fn metric_info(kind: TaskKind) -> MetricInfo {
     match kind {
         TaskKind::LmChar => MetricInfo { name: "validation bits per character".into(), higher_is_better: false, unit: "bpc".into() },
-        TaskKind::Capacity => MetricInfo { name: "recall (mean over pair counts)".into(), higher_is_better: true, unit: "%".into() },
+        TaskKind::Capacity => MetricInfo { name: "recall".into(), higher_is_better: true, unit: "%".into() },
         TaskKind::Niah => MetricInfo { name: "accuracy (mean over lengths)".into(), higher_is_better: true, unit: "%".into() },
         _ => MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() },
     }

@@ -46,10 +46,19 @@ pub struct Task {
 
 pub const CORPUS_PATH: &str = "data/kjv.txt";
 
+/// `data/kjv.txt` under the current directory, else under the checkout the binary was built from.
+pub fn corpus_path() -> std::path::PathBuf {
+    let here = std::path::PathBuf::from(CORPUS_PATH);
+    if here.exists() {
+        return here;
+    }
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS_PATH)
+}
+
 impl Task {
     pub fn new(spec: &TaskSpec) -> Result<Self> {
         let corpus = if spec.kind == TaskKind::LmChar {
-            let bytes = std::fs::read(CORPUS_PATH).with_context(|| {
+            let bytes = std::fs::read(corpus_path()).with_context(|| {
                 format!("{CORPUS_PATH} is missing: run `bash scripts/setup.sh` (it installs Debian's bible-kjv and writes the corpus)")
             })?;
             if bytes.len() < 10_000 {
