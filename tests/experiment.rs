@@ -192,3 +192,20 @@ fn every_task_kind_trains_a_few_steps() {
         assert!(out.dir.join("report.md").exists());
     }
 }
+
+#[test]
+fn selective_copy_and_mag_mal_train() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = MICRO
+        .replace("  kind: mqar\n  vocab: 16\n  seq_len: 12\n  num_pairs: 3\n", "  kind: selective-copy\n  vocab: 12\n  seq_len: 14\n  num_tokens: 3\n")
+        .replace("values: { LMM: 92.68, MAC: 97.95 }", "values: { LMM: 1.0 }")
+        .replace("  - name: MAC\n    set: { model.kind: mac }\n", "  - name: MAG\n    set: { model.kind: mag }\n  - name: MAL\n    set: { model.kind: mal }\n")
+        .replace("seeds: [0, 1]", "seeds: [0]");
+    let file = write(tmp.path(), "sc.yaml", &text);
+    let o = run_study(&file, &opts(&tmp.path().join("r"))).unwrap();
+    assert!(o.failed.is_empty(), "{:?}", o.failed);
+    for row in ["LMM", "MAG", "MAL"] {
+        let r = RunDir::new(&o.dir, row, 0).result().unwrap().unwrap();
+        assert_eq!(r.status, "done", "{row}");
+    }
+}

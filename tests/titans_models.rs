@@ -19,6 +19,7 @@ fn spec(kind: ModelKind, persistent: usize) -> ModelSpec {
         segment_len: 5,
         window: 4,
         memory: MemorySpec::default(),
+        mac_combine: Default::default(),
     }
 }
 

@@ -165,6 +165,17 @@ pub struct ModelSpec {
     pub window: usize,
     #[serde(default)]
     pub memory: MemorySpec,
+    /// MAC's Eq. 25 `o = y ⊗ M*(y)`: `gate` (`y ⊙ σ(M*(y))`) or `add` (`y + M*(y)`); v1 leaves ⊗ open
+    #[serde(default)]
+    pub mac_combine: MacCombine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MacCombine {
+    #[default]
+    Gate,
+    Add,
 }
 fn d_dim() -> usize {
     32

@@ -2,7 +2,7 @@
 
 use super::blocks::{sliding_window_mask, Attention, FeedForward};
 use super::memory_layer::{MemoryLayer, MemoryState};
-use crate::experiment::spec::{ModelKind, ModelSpec};
+use crate::experiment::spec::{MacCombine, ModelKind, ModelSpec};
 use crate::memory::ReadMode;
 use anyhow::{bail, Result};
 use tch::nn::{self, Module};
@@ -11,7 +11,7 @@ use tch::{Kind, Tensor};
 #[derive(Debug)]
 enum Mixer {
     Lmm { memory: MemoryLayer },
-    Mac { memory: MemoryLayer, attn: Attention, segment: i64 },
+    Mac { memory: MemoryLayer, attn: Attention, segment: i64, combine: MacCombine },
     Mag { memory: MemoryLayer, attn: Attention, window: i64, ln_y: nn::LayerNorm, ln_m: nn::LayerNorm },
     Mal { memory: MemoryLayer, attn: Attention, window: i64 },
 }
@@ -51,7 +51,7 @@ impl TitansLm {
                 let attn = || Attention::new(&(&bp / "attn"), d, h);
                 let mixer = match spec.kind {
                     ModelKind::Lmm => Mixer::Lmm { memory },
-                    ModelKind::Mac => Mixer::Mac { memory, attn: attn(), segment: spec.segment_len as i64 },
+                    ModelKind::Mac => Mixer::Mac { memory, attn: attn(), segment: spec.segment_len as i64, combine: spec.mac_combine },
                     ModelKind::Mag => Mixer::Mag {
                         memory,
                         attn: attn(),
@@ -148,12 +148,20 @@ impl Block {
                 let mask = sliding_window_mask(np + t, *window, np, x.device());
                 (attn.forward(&y, &y, &mask).narrow(1, np, t), st)
             }
-            Mixer::Mac { memory, attn, segment } => self.mac(x, memory, attn, *segment, state),
+            Mixer::Mac { memory, attn, segment, combine } => self.mac(x, memory, attn, *segment, *combine, state),
         }
     }
 
     /// MAC, segment by segment (Eqs. 21–25).
-    fn mac(&self, x: &Tensor, memory: &MemoryLayer, attn: &Attention, segment: i64, state: Option<MemoryState>) -> (Tensor, MemoryState) {
+    fn mac(
+        &self,
+        x: &Tensor,
+        memory: &MemoryLayer,
+        attn: &Attention,
+        segment: i64,
+        combine: MacCombine,
+        state: Option<MemoryState>,
+    ) -> (Tensor, MemoryState) {
         let (b, t, d) = x.size3().unwrap();
         let mut st = state.unwrap_or_else(|| MemoryState::zeros(b, memory_heads(memory, d), memory.head_dim(d), x.kind(), x.device()));
         let np = self.persistent.as_ref().map_or(0, |p| p.size()[0]);
@@ -177,7 +185,10 @@ impl Block {
             // Eq. 24: write y into the memory; Eq. 25: o = y ⊗ M*_t(y), read after each write
             let (r, new_st) = memory.forward(&y, Some(st), ReadMode::AfterWrite);
             st = new_st;
-            outs.push(&y * r.sigmoid());
+            outs.push(match combine {
+                MacCombine::Gate => &y * r.sigmoid(),
+                MacCombine::Add => &y + r,
+            });
             start += c;
         }
         (Tensor::cat(&outs, 1), st)

@@ -9,7 +9,8 @@
 //! * MAC: segments of `segment_len` tokens. `h = M*_{t−1}(q)` reads the memory left by earlier segments (Eq. 21);
 //!   attention (Eq. 23) runs over `p ‖ h ‖ S` with queries at the segment positions only; to stay causal, token i
 //!   sees all of `p`, and `h_j`, `x_j` only for `j ≤ i` (h_j is computed from x_j). The memory is then written with
-//!   the attention output `y` (Eq. 24) and read after each write, and `o = y ⊙ σ(M*_t(y))` (Eq. 25's ⊗, chosen).
+//!   the attention output `y` (Eq. 24) and read after each write; Eq. 25's ⊗ is `mac_combine`: `gate`,
+//!   `o = y ⊙ σ(M*_t(y))` (default), or `add`, `o = y + M*_t(y)`.
 //! * MAG: sliding-window attention with the persistent prefix always visible (Eq. 27) and the memory over
 //!   `x̃` (read after write), combined as `o = LN(y) ⊙ σ(LN(M(x̃)))` with learnable LayerNorm gains (Eq. 28:
 //!   "normalise both branches with learnable vector weights, then a non-linearity").
