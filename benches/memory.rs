@@ -49,7 +49,18 @@ fn bench(c: &mut Criterion) {
     g.bench_function("sequential", |b| {
         b.iter(|| {
             tch::no_grad(|| {
-                linear_memory::torch::forward(&x.k, &x.v, &x.q, &x.alpha, &x.eta, &x.theta, &zeros, &zeros, 1.0, ReadMode::AfterWrite)
+                linear_memory::torch::forward(
+                    &x.k,
+                    &x.v,
+                    &x.q,
+                    &x.alpha,
+                    &x.eta,
+                    &x.theta,
+                    &zeros,
+                    &zeros,
+                    1.0,
+                    ReadMode::AfterWrite,
+                )
             })
         })
     });
@@ -58,7 +69,17 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 tch::no_grad(|| {
                     chunkwise::torch::linear_forward(
-                        &x.k, &x.v, &x.q, &x.alpha, &x.eta, &x.theta, &zeros, &zeros, chunk, 1.0, ReadMode::AfterWrite,
+                        &x.k,
+                        &x.v,
+                        &x.q,
+                        &x.alpha,
+                        &x.eta,
+                        &x.theta,
+                        &zeros,
+                        &zeros,
+                        chunk,
+                        1.0,
+                        ReadMode::AfterWrite,
                     )
                 })
             })
@@ -68,7 +89,8 @@ fn bench(c: &mut Criterion) {
 
     let cfg = MlpConfig::new(2, D as usize);
     let o = (Kind::Float, Device::Cpu);
-    let m0 = vec![Tensor::randn([1, 1, D, D], o) / (D as f64).sqrt(), Tensor::randn([1, 1, D, D], o) / (D as f64).sqrt()];
+    let m0 =
+        vec![Tensor::randn([1, 1, D, D], o) / (D as f64).sqrt(), Tensor::randn([1, 1, D, D], o) / (D as f64).sqrt()];
     let s0 = vec![Tensor::zeros([1, 1, D, D], o), Tensor::zeros([1, 1, D, D], o)];
     let mut g = c.benchmark_group("titans_mlp_memory_L2_d64_T1024");
     g.throughput(Throughput::Elements(T as u64));
@@ -76,14 +98,39 @@ fn bench(c: &mut Criterion) {
     g.bench_function("sequential", |b| {
         b.iter(|| {
             tch::no_grad(|| {
-                mlp_memory::torch::forward(&x.k, &x.v, &x.q, &x.alpha, &x.eta, &x.theta, &m0, &s0, &cfg, 1.0, ReadMode::AfterWrite)
+                mlp_memory::torch::forward(
+                    &x.k,
+                    &x.v,
+                    &x.q,
+                    &x.alpha,
+                    &x.eta,
+                    &x.theta,
+                    &m0,
+                    &s0,
+                    &cfg,
+                    1.0,
+                    ReadMode::AfterWrite,
+                )
             })
         })
     });
     g.bench_function("chunkwise_C64", |b| {
         b.iter(|| {
             tch::no_grad(|| {
-                chunkwise::torch::mlp_forward(&x.k, &x.v, &x.q, &x.alpha, &x.eta, &x.theta, &m0, &s0, &cfg, 64, 1.0, ReadMode::AfterWrite)
+                chunkwise::torch::mlp_forward(
+                    &x.k,
+                    &x.v,
+                    &x.q,
+                    &x.alpha,
+                    &x.eta,
+                    &x.theta,
+                    &m0,
+                    &s0,
+                    &cfg,
+                    64,
+                    1.0,
+                    ReadMode::AfterWrite,
+                )
             })
         })
     });

@@ -31,7 +31,13 @@ fn write_inputs(path: &std::path::Path, mlp_params: Option<usize>) {
     Tensor::write_safetensors(&named, path).unwrap();
 }
 
-fn run(rule: &str, inputs: &std::path::Path, out: &std::path::Path, imp: Impl, params: &[(&str, &str)]) -> Vec<(String, Arr)> {
+fn run(
+    rule: &str,
+    inputs: &std::path::Path,
+    out: &std::path::Path,
+    imp: Impl,
+    params: &[(&str, &str)],
+) -> Vec<(String, Arr)> {
     let rule = find_rule(rule).unwrap();
     let params: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     run_file(&rule, inputs, out, imp, Device::Cpu, Kind::Double, &params).unwrap();

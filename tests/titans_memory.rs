@@ -39,7 +39,12 @@ fn titans_check_passes(
     let failed: Vec<String> = measurements
         .iter()
         .filter(|m| !m.pass())
-        .map(|m| format!("{}: rel_rmse {:.3e} > {:.1e} (max_abs {:.3e})", m.quantity, m.errors.rel_rmse, m.tolerance, m.errors.max_abs))
+        .map(|m| {
+            format!(
+                "{}: rel_rmse {:.3e} > {:.1e} (max_abs {:.3e})",
+                m.quantity, m.errors.rel_rmse, m.tolerance, m.errors.max_abs
+            )
+        })
         .collect();
     assert!(failed.is_empty(), "{name} at {kind:?}:\n{}", failed.join("\n"));
 }

@@ -7,10 +7,8 @@ use std::path::Path;
 fn titans_registry_is_consistent_with_the_code() {
     let papers = repro::registry::load_all().expect("registry files parse");
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let problems: Vec<String> = repro::registry::problems(&papers, Some(&src))
-        .into_iter()
-        .filter(|p| p.contains("titans"))
-        .collect();
+    let problems: Vec<String> =
+        repro::registry::problems(&papers, Some(&src)).into_iter().filter(|p| p.contains("titans")).collect();
     assert!(problems.is_empty(), "registry problems:\n{}", problems.join("\n"));
 }
 

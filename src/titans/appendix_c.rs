@@ -62,7 +62,13 @@ pub mod reference {
     }
 
     /// Eq. 34, DeltaNet: `S_t = S_{t−1}(I − β_t k kᵀ) + β_t v kᵀ`; returns `(y, S_T)`.
-    pub fn deltanet(k: ArrayView2<f64>, v: ArrayView2<f64>, q: ArrayView2<f64>, beta: ArrayView1<f64>, s0: &Array2<f64>) -> (Array2<f64>, Array2<f64>) {
+    pub fn deltanet(
+        k: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+        q: ArrayView2<f64>,
+        beta: ArrayView1<f64>,
+        s0: &Array2<f64>,
+    ) -> (Array2<f64>, Array2<f64>) {
         let d_k = k.ncols();
         let mut s = s0.clone();
         let mut y = Array2::zeros((k.nrows(), s0.nrows()));
@@ -114,7 +120,13 @@ pub mod reference {
 
     /// Eq. 35 as the proximal argmin, solved numerically: `S (k kᵀ + I/θ) = v kᵀ + S_{t−1}/θ`, one linear
     /// solve per row of `S` (the system matrix is symmetric). Returns `(y, S_T)`.
-    pub fn longhorn_proximal(k: ArrayView2<f64>, v: ArrayView2<f64>, q: ArrayView2<f64>, theta: ArrayView1<f64>, s0: &Array2<f64>) -> (Array2<f64>, Array2<f64>) {
+    pub fn longhorn_proximal(
+        k: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+        q: ArrayView2<f64>,
+        theta: ArrayView1<f64>,
+        s0: &Array2<f64>,
+    ) -> (Array2<f64>, Array2<f64>) {
         let d_k = k.ncols();
         let mut s = s0.clone();
         let mut y = Array2::zeros((k.nrows(), s0.nrows()));

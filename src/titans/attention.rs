@@ -54,7 +54,13 @@ pub mod reference {
     }
 
     /// Eq. 2: `q, k` are `T × d_k`, `v` is `T × d_v`; a max-shifted softmax over the visible keys.
-    pub fn softmax_attention(q: ArrayView2<f64>, k: ArrayView2<f64>, v: ArrayView2<f64>, scale: f64, mask: Mask) -> Array2<f64> {
+    pub fn softmax_attention(
+        q: ArrayView2<f64>,
+        k: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+        scale: f64,
+        mask: Mask,
+    ) -> Array2<f64> {
         let (t_len, d_v) = (q.nrows(), v.ncols());
         let mut y = Array2::zeros((t_len, d_v));
         for i in 0..t_len {
@@ -90,7 +96,11 @@ pub mod reference {
     }
 
     /// Eqs. 4–5, the recurrence: returns `(y, M_T)`.
-    pub fn linear_attention_state(q: ArrayView2<f64>, k: ArrayView2<f64>, v: ArrayView2<f64>) -> (Array2<f64>, Array2<f64>) {
+    pub fn linear_attention_state(
+        q: ArrayView2<f64>,
+        k: ArrayView2<f64>,
+        v: ArrayView2<f64>,
+    ) -> (Array2<f64>, Array2<f64>) {
         let (t_len, d_k, d_v) = (q.nrows(), q.ncols(), v.ncols());
         let mut m = Array2::zeros((d_v, d_k));
         let mut y = Array2::zeros((t_len, d_v));

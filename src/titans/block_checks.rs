@@ -42,13 +42,23 @@ pub fn projections_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 let mut heads = vec![];
                 for bi in 0..b {
                     for hi in 0..h {
-                        heads.push(projections::reference::project(row_block(&x, bi).view(), row_block(&w, hi).view(), row_block(&conv, hi).view(), cfg));
+                        heads.push(projections::reference::project(
+                            row_block(&x, bi).view(),
+                            row_block(&w, hi).view(),
+                            row_block(&conv, hi).view(),
+                            cfg,
+                        ));
                     }
                 }
                 let reference = stack_heads(&heads, b, h);
                 let tt = |a: &Arr| to_tch(a, env.kind, env.device);
                 let ours = projections::torch::project(&tt(&x), &tt(&w), &tt(&conv), cfg);
-                out.push(Measurement::compare(format!("{name} (T={t}, seed {seed})"), &from_tch(&ours)?, &reference, tol)?);
+                out.push(Measurement::compare(
+                    format!("{name} (T={t}, seed {seed})"),
+                    &from_tch(&ours)?,
+                    &reference,
+                    tol,
+                )?);
             }
         }
     }
@@ -71,7 +81,12 @@ pub fn gates_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
             for bi in 0..b {
                 for hi in 0..h {
                     let bias_h: Array1<f64> = bias.slice(s![hi, ..]).to_owned().into_dimensionality::<Ix1>()?;
-                    let (a, e, t_) = projections::reference::gates(row_block(&x, bi).view(), row_block(&w, hi).view(), bias_h.view(), theta_max);
+                    let (a, e, t_) = projections::reference::gates(
+                        row_block(&x, bi).view(),
+                        row_block(&w, hi).view(),
+                        bias_h.view(),
+                        theta_max,
+                    );
                     al.push(a);
                     et.push(e);
                     th.push(t_);
@@ -80,7 +95,12 @@ pub fn gates_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let tt = |a: &Arr| to_tch(a, env.kind, env.device);
             let (a, e, t_) = projections::torch::gates(&tt(&x), &tt(&w), &tt(&bias), theta_max);
             for (name, ours, theirs) in [("alpha", a, al), ("eta", e, et), ("theta", t_, th)] {
-                out.push(Measurement::compare(format!("{name} (T={t}, seed {seed})"), &from_tch(&ours)?, &stack_heads(&theirs, b, h), tol)?);
+                out.push(Measurement::compare(
+                    format!("{name} (T={t}, seed {seed})"),
+                    &from_tch(&ours)?,
+                    &stack_heads(&theirs, b, h),
+                    tol,
+                )?);
             }
         }
     }
@@ -99,10 +119,16 @@ pub fn persistent_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let p = draw(&mut r, &[n_p, d], 1.0, env.kind);
             let x = draw(&mut r, &[b, t, d], 1.0, env.kind);
             let p2: Array2<f64> = p.clone().into_dimensionality()?;
-            let rows: Vec<Array2<f64>> = (0..b).map(|bi| persistent::reference::prepend(p2.view(), row_block(&x, bi).view())).collect();
+            let rows: Vec<Array2<f64>> =
+                (0..b).map(|bi| persistent::reference::prepend(p2.view(), row_block(&x, bi).view())).collect();
             let reference = stack_heads(&rows, b, 1).index_axis_move(ndarray::Axis(1), 0);
             let ours = persistent::torch::prepend(&to_tch(&p, env.kind, env.device), &to_tch(&x, env.kind, env.device));
-            out.push(Measurement::compare(format!("[B, N_p+T, d] (T={t}, seed {seed})"), &from_tch(&ours)?, &reference, tol)?);
+            out.push(Measurement::compare(
+                format!("[B, N_p+T, d] (T={t}, seed {seed})"),
+                &from_tch(&ours)?,
+                &reference,
+                tol,
+            )?);
             let ph = draw(&mut r, &[h, n_p, d], 1.0, env.kind);
             let xh = draw(&mut r, &[b, h, t, d], 1.0, env.kind);
             let mut heads = vec![];
@@ -111,8 +137,14 @@ pub fn persistent_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
                     heads.push(persistent::reference::prepend(row_block(&ph, hi).view(), head2(&xh, bi, hi).view()));
                 }
             }
-            let ours = persistent::torch::prepend(&to_tch(&ph, env.kind, env.device), &to_tch(&xh, env.kind, env.device));
-            out.push(Measurement::compare(format!("[B, H, N_p+T, d] (T={t}, seed {seed})"), &from_tch(&ours)?, &stack_heads(&heads, b, h), tol)?);
+            let ours =
+                persistent::torch::prepend(&to_tch(&ph, env.kind, env.device), &to_tch(&xh, env.kind, env.device));
+            out.push(Measurement::compare(
+                format!("[B, H, N_p+T, d] (T={t}, seed {seed})"),
+                &from_tch(&ours)?,
+                &stack_heads(&heads, b, h),
+                tol,
+            )?);
         }
     }
     Ok(out)
@@ -141,12 +173,23 @@ pub fn softmax_attention_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 let mut heads = vec![];
                 for bi in 0..b {
                     for hi in 0..h {
-                        heads.push(attention::reference::softmax_attention(head2(&q, bi, hi).view(), head2(&k, bi, hi).view(), head2(&v, bi, hi).view(), scale, *mask));
+                        heads.push(attention::reference::softmax_attention(
+                            head2(&q, bi, hi).view(),
+                            head2(&k, bi, hi).view(),
+                            head2(&v, bi, hi).view(),
+                            scale,
+                            *mask,
+                        ));
                     }
                 }
                 let tt = |a: &Arr| to_tch(a, env.kind, env.device);
                 let ours = attention::torch::softmax_attention(&tt(&q), &tt(&k), &tt(&v), scale, *mask);
-                out.push(Measurement::compare(format!("{name} (T={t}, seed {seed})"), &from_tch(&ours)?, &stack_heads(&heads, b, h), tol)?);
+                out.push(Measurement::compare(
+                    format!("{name} (T={t}, seed {seed})"),
+                    &from_tch(&ours)?,
+                    &stack_heads(&heads, b, h),
+                    tol,
+                )?);
             }
         }
     }
@@ -164,7 +207,10 @@ pub fn linear_attention_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
             for f in [FeatureMap::EluPlusOne, FeatureMap::Identity] {
                 let mut r = Draw::new(seed + 1200 + t as u64);
                 let (q, k) = if f == FeatureMap::Identity {
-                    (round_to_kind(&r.uniform(&[b, h, t, d_k], 0.1, 1.0), env.kind), round_to_kind(&r.uniform(&[b, h, t, d_k], 0.1, 1.0), env.kind))
+                    (
+                        round_to_kind(&r.uniform(&[b, h, t, d_k], 0.1, 1.0), env.kind),
+                        round_to_kind(&r.uniform(&[b, h, t, d_k], 0.1, 1.0), env.kind),
+                    )
                 } else {
                     (draw(&mut r, &[b, h, t, d_k], 1.0, env.kind), draw(&mut r, &[b, h, t, d_k], 1.0, env.kind))
                 };
@@ -172,12 +218,22 @@ pub fn linear_attention_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 let mut heads = vec![];
                 for bi in 0..b {
                     for hi in 0..h {
-                        heads.push(attention::reference::linear_attention(head2(&q, bi, hi).view(), head2(&k, bi, hi).view(), head2(&v, bi, hi).view(), f));
+                        heads.push(attention::reference::linear_attention(
+                            head2(&q, bi, hi).view(),
+                            head2(&k, bi, hi).view(),
+                            head2(&v, bi, hi).view(),
+                            f,
+                        ));
                     }
                 }
                 let tt = |a: &Arr| to_tch(a, env.kind, env.device);
                 let ours = attention::torch::linear_attention(&tt(&q), &tt(&k), &tt(&v), f);
-                out.push(Measurement::compare(format!("{f:?} (T={t}, seed {seed})"), &from_tch(&ours)?, &stack_heads(&heads, b, h), tol)?);
+                out.push(Measurement::compare(
+                    format!("{f:?} (T={t}, seed {seed})"),
+                    &from_tch(&ours)?,
+                    &stack_heads(&heads, b, h),
+                    tol,
+                )?);
             }
         }
     }
@@ -199,15 +255,29 @@ pub fn linear_attention_state_check(env: &CheckEnv) -> Result<Vec<Measurement>> 
             let (mut ys, mut ms) = (vec![], vec![]);
             for bi in 0..b {
                 for hi in 0..h {
-                    let (y, m) = attention::reference::linear_attention_state(head2(&q, bi, hi).view(), head2(&k, bi, hi).view(), head2(&v, bi, hi).view());
+                    let (y, m) = attention::reference::linear_attention_state(
+                        head2(&q, bi, hi).view(),
+                        head2(&k, bi, hi).view(),
+                        head2(&v, bi, hi).view(),
+                    );
                     ys.push(y);
                     ms.push(m);
                 }
             }
             let tt = |a: &Arr| to_tch(a, env.kind, env.device);
             let (y, m) = attention::torch::linear_attention_state(&tt(&q), &tt(&k), &tt(&v));
-            out.push(Measurement::compare(format!("y (T={t}, seed {seed})"), &from_tch(&y)?, &stack_heads(&ys, b, h), tol)?);
-            out.push(Measurement::compare(format!("M_T (T={t}, seed {seed})"), &from_tch(&m)?, &stack_heads(&ms, b, h), tol)?);
+            out.push(Measurement::compare(
+                format!("y (T={t}, seed {seed})"),
+                &from_tch(&y)?,
+                &stack_heads(&ys, b, h),
+                tol,
+            )?);
+            out.push(Measurement::compare(
+                format!("M_T (T={t}, seed {seed})"),
+                &from_tch(&m)?,
+                &stack_heads(&ms, b, h),
+                tol,
+            )?);
         }
     }
     Ok(out)

@@ -63,7 +63,9 @@ pub mod reference {
                 m_start = m.clone();
             }
             // Eq. 18: u_t = ∇ℓ(M_{t'}; k_t, v_t) = 2c (M_{t'}k_t − v_t) k_tᵀ, frozen at the chunk start
-            let e: Vec<f64> = (0..d_v).map(|i| (0..d_k).map(|j| m_start[[i, j]] * inp.k[[t, j]]).sum::<f64>() - inp.v[[t, i]]).collect();
+            let e: Vec<f64> = (0..d_v)
+                .map(|i| (0..d_k).map(|j| m_start[[i, j]] * inp.k[[t, j]]).sum::<f64>() - inp.v[[t, i]])
+                .collect();
             let m_prev = m.clone();
             for i in 0..d_v {
                 for j in 0..d_k {
@@ -152,7 +154,8 @@ pub mod torch {
         let ones = Tensor::ones(full.as_slice(), (kind, device));
         // D_{rj} = Π_{m=j+1}^{r} (1 − α_m) for r ≥ j, else 0
         let one_minus_a: Tensor = a.ones_like() - &a;
-        let d = one_minus_a.unsqueeze(-1).expand(full.as_slice(), false).where_self(&strict, &ones).cumprod(-2, kind) * &lower;
+        let d = one_minus_a.unsqueeze(-1).expand(full.as_slice(), false).where_self(&strict, &ones).cumprod(-2, kind)
+            * &lower;
         // H_{ri} = Π_{m=i+1}^{r} η_m for r ≥ i, else 0
         let h = e.unsqueeze(-1).expand(full.as_slice(), false).where_self(&strict, &ones).cumprod(-2, kind) * &lower;
         let beta = d.select(-1, 0);
@@ -180,7 +183,12 @@ pub mod torch {
 
     /// Splits `[B, H, T]` gates into the coefficients of the full chunks (`[B, H, N, ...]`, computed at once)
     /// and of the shorter tail chunk, if any.
-    fn all_coefficients(alpha: &Tensor, eta: &Tensor, theta: &Tensor, chunk: i64) -> (Option<Coefficients>, Option<Coefficients>) {
+    fn all_coefficients(
+        alpha: &Tensor,
+        eta: &Tensor,
+        theta: &Tensor,
+        chunk: i64,
+    ) -> (Option<Coefficients>, Option<Coefficients>) {
         let (b, h, t) = (alpha.size()[0], alpha.size()[1], alpha.size()[2]);
         let n_full = t / chunk;
         let tail = t - n_full * chunk;
@@ -195,7 +203,12 @@ pub mod torch {
         (full, last)
     }
 
-    fn chunk_coefficients(full: &Option<Coefficients>, last: &Option<Coefficients>, index: i64, n_full: i64) -> Coefficients {
+    fn chunk_coefficients(
+        full: &Option<Coefficients>,
+        last: &Option<Coefficients>,
+        index: i64,
+        n_full: i64,
+    ) -> Coefficients {
         if index < n_full {
             pick(full.as_ref().unwrap(), 2, index)
         } else {
@@ -355,7 +368,8 @@ pub mod torch {
                 // end of chunk
                 let end = |x: &Tensor| x.narrow(-1, len, 1).unsqueeze(-1).unsqueeze(-1);
                 m_new.push(
-                    (end(&co.beta) * &m0l + end(&co.rho) * &s0l - mix(&co.gamma.narrow(-2, len, 1), &u[l])).squeeze_dim(2),
+                    (end(&co.beta) * &m0l + end(&co.rho) * &s0l - mix(&co.gamma.narrow(-2, len, 1), &u[l]))
+                        .squeeze_dim(2),
                 );
                 s_new.push((end(&co.p) * &s0l - mix(&co.s_gamma.narrow(-2, len, 1), &u[l])).squeeze_dim(2));
             }

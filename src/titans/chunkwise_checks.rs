@@ -21,7 +21,14 @@ fn run_linear(x: &[Tensor], chunk: usize, read: ReadMode) -> linear_memory::torc
     torch::linear_forward(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6], &x[7], chunk, LOSS_SCALE, read)
 }
 
-fn run_mlp(x: &[Tensor], m0: &[Tensor], s0: &[Tensor], cfg: &MlpConfig, chunk: usize, read: ReadMode) -> mlp_memory::torch::Outputs {
+fn run_mlp(
+    x: &[Tensor],
+    m0: &[Tensor],
+    s0: &[Tensor],
+    cfg: &MlpConfig,
+    chunk: usize,
+    read: ReadMode,
+) -> mlp_memory::torch::Outputs {
     torch::mlp_forward(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5], m0, s0, cfg, chunk, LOSS_SCALE, read)
 }
 
@@ -70,7 +77,9 @@ pub fn chunk1_equals_sequential(env: &CheckEnv) -> Result<Vec<Measurement>> {
         for &t in &[7usize, 63] {
             let cfg = MlpConfig::new(2, 6);
             let d = MlpDrawn::new(seed + 210 + t as u64, Case::with_len(t), cfg, env.kind);
-            let r = reference_batched(&d, |inp| mlp_memory::reference::forward(inp, &cfg, LOSS_SCALE, ReadMode::AfterWrite));
+            let r = reference_batched(&d, |inp| {
+                mlp_memory::reference::forward(inp, &cfg, LOSS_SCALE, ReadMode::AfterWrite)
+            });
             let (x, m0, s0) = d.tensors(env, false);
             let o = run_mlp(&x, &m0, &s0, &cfg, 1, ReadMode::AfterWrite);
             out.extend(compare_outputs(&format!("MLP L_M=2, C=1, T={t}, seed {seed}"), &o, &r, tol)?);
@@ -173,7 +182,12 @@ pub fn state_carry(env: &CheckEnv) -> Result<Vec<Measurement>> {
         }
         let stepped = linear_memory::torch::Outputs { y: Tensor::cat(&ys, 2), m_final: m, s_final: s };
         let one_ref = (from_tch(&one.y)?, from_tch(&one.m_final)?, from_tch(&one.s_final)?);
-        out.extend(compare3(&format!("{t} one-token calls vs one call (linear, C=1, seed {seed})"), &stepped, &one_ref, tol)?);
+        out.extend(compare3(
+            &format!("{t} one-token calls vs one call (linear, C=1, seed {seed})"),
+            &stepped,
+            &one_ref,
+            tol,
+        )?);
         // MLP memory: two chained calls vs one call vs reference
         let cfg = MlpConfig::new(2, 6);
         let (t, c) = (37usize, 4usize);
@@ -182,14 +196,25 @@ pub fn state_carry(env: &CheckEnv) -> Result<Vec<Measurement>> {
         let (x, m0, s0) = d.tensors(env, false);
         let one = run_mlp(&x, &m0, &s0, &cfg, c, ReadMode::AfterWrite);
         let first = run_mlp(&narrow_all(&x, 0, split), &m0, &s0, &cfg, c, ReadMode::AfterWrite);
-        let second = run_mlp(&narrow_all(&x, split, t as i64 - split), &first.m_final, &first.s_final, &cfg, c, ReadMode::AfterWrite);
+        let second = run_mlp(
+            &narrow_all(&x, split, t as i64 - split),
+            &first.m_final,
+            &first.s_final,
+            &cfg,
+            c,
+            ReadMode::AfterWrite,
+        );
         let tag = format!("MLP L_M=2, C={c}, T={t}, split at {split}, seed {seed}");
         let one_arr = (
             from_tch(&one.y)?,
             one.m_final.iter().map(from_tch).collect::<Result<Vec<_>>>()?,
             one.s_final.iter().map(from_tch).collect::<Result<Vec<_>>>()?,
         );
-        let chained = mlp_memory::torch::Outputs { y: Tensor::cat(&[&first.y, &second.y], 2), m_final: second.m_final, s_final: second.s_final };
+        let chained = mlp_memory::torch::Outputs {
+            y: Tensor::cat(&[&first.y, &second.y], 2),
+            m_final: second.m_final,
+            s_final: second.s_final,
+        };
         out.extend(compare_outputs(&format!("two chained calls vs one call ({tag})"), &chained, &one_arr, tol)?);
         let r = reference_batched(&d, |inp| reference::mlp_forward(inp, &cfg, c, LOSS_SCALE, ReadMode::AfterWrite));
         out.extend(compare_outputs(&format!("one call vs token-by-token reference ({tag})"), &one, &r, tol)?);
@@ -202,7 +227,11 @@ pub fn state_carry(env: &CheckEnv) -> Result<Vec<Measurement>> {
 pub fn must_differ(quantity: String, ours: &Arr, other: &Arr) -> Result<Measurement> {
     let e = errors(ours, other)?;
     // a non-finite difference (a diverged run) is a failure, not a "difference"
-    let ratio = if e.rel_rmse.is_finite() { tolerance::MIN_RELATIVE_DIFFERENCE / e.rel_rmse.max(f64::MIN_POSITIVE) } else { f64::INFINITY };
+    let ratio = if e.rel_rmse.is_finite() {
+        tolerance::MIN_RELATIVE_DIFFERENCE / e.rel_rmse.max(f64::MIN_POSITIVE)
+    } else {
+        f64::INFINITY
+    };
     Ok(Measurement {
         quantity: format!(
             "{quantity}: relative difference {:.3e} must be ≥ {:.0e} (reported: minimum / observed, bound 1)",
@@ -226,14 +255,23 @@ pub fn differs_from_sequential(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let d = Drawn::new(seed + 600 + c as u64, Case::with_len(t), env.kind);
             let o = run_linear(&d.tensors(env, false), c, ReadMode::AfterWrite);
             let (y_seq, m_seq, _) = linear_reference_batched(&d, LOSS_SCALE, ReadMode::AfterWrite);
-            out.push(must_differ(format!("linear y, C={c} vs sequential (T={t}, seed {seed})"), &from_tch(&o.y)?, &y_seq)?);
-            out.push(must_differ(format!("linear M_T, C={c} vs sequential (T={t}, seed {seed})"), &from_tch(&o.m_final)?, &m_seq)?);
+            out.push(must_differ(
+                format!("linear y, C={c} vs sequential (T={t}, seed {seed})"),
+                &from_tch(&o.y)?,
+                &y_seq,
+            )?);
+            out.push(must_differ(
+                format!("linear M_T, C={c} vs sequential (T={t}, seed {seed})"),
+                &from_tch(&o.m_final)?,
+                &m_seq,
+            )?);
         }
         let cfg = MlpConfig::new(2, 6);
         let d = MlpDrawn::new(seed + 650, Case::with_len(63), cfg, env.kind);
         let (x, m0, s0) = d.tensors(env, false);
         let o = run_mlp(&x, &m0, &s0, &cfg, 8, ReadMode::AfterWrite);
-        let r = reference_batched(&d, |inp| mlp_memory::reference::forward(inp, &cfg, LOSS_SCALE, ReadMode::AfterWrite));
+        let r =
+            reference_batched(&d, |inp| mlp_memory::reference::forward(inp, &cfg, LOSS_SCALE, ReadMode::AfterWrite));
         out.push(must_differ(format!("MLP L_M=2 y, C=8 vs sequential (T=63, seed {seed})"), &from_tch(&o.y)?, &r.0)?);
     }
     Ok(out)
@@ -258,7 +296,9 @@ pub fn chunkwise_gradients(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 &d,
                 &proj,
                 |x, m0, s0| {
-                    let o = torch::linear_forward(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &m0[0], &s0[0], c, LOSS_SCALE, read);
+                    let o = torch::linear_forward(
+                        &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &m0[0], &s0[0], c, LOSS_SCALE, read,
+                    );
                     mlp_memory::torch::Outputs { y: o.y, m_final: vec![o.m_final], s_final: vec![o.s_final] }
                 },
                 |dd| {

@@ -106,7 +106,10 @@ impl MlpDrawn {
 }
 
 /// Runs a per-head reference over every `(b, h)` and restacks `(y, M_T layers, S_T layers)` as `[B, H, ...]`.
-pub fn reference_batched(d: &MlpDrawn, f: impl Fn(&reference::Inputs) -> reference::Trace) -> (Arr, Vec<Arr>, Vec<Arr>) {
+pub fn reference_batched(
+    d: &MlpDrawn,
+    f: impl Fn(&reference::Inputs) -> reference::Trace,
+) -> (Arr, Vec<Arr>, Vec<Arr>) {
     let (nb, nh) = d.base.dims();
     let n_l = d.m0.len();
     let (mut ys, mut ms, mut ss) = (vec![], vec![vec![]; n_l], vec![vec![]; n_l]);
@@ -125,7 +128,12 @@ pub fn reference_batched(d: &MlpDrawn, f: impl Fn(&reference::Inputs) -> referen
 }
 
 /// Compares `(y, M_T, S_T)` of a tch run with a reference run, layer by layer.
-pub fn compare_outputs(tag: &str, o: &torch::Outputs, r: &(Arr, Vec<Arr>, Vec<Arr>), tol: f64) -> Result<Vec<Measurement>> {
+pub fn compare_outputs(
+    tag: &str,
+    o: &torch::Outputs,
+    r: &(Arr, Vec<Arr>, Vec<Arr>),
+    tol: f64,
+) -> Result<Vec<Measurement>> {
     let mut out = vec![Measurement::compare(format!("y ({tag})"), &from_tch(&o.y)?, &r.0, tol)?];
     for l in 0..r.1.len() {
         out.push(Measurement::compare(format!("W{}_T ({tag})", l + 1), &from_tch(&o.m_final[l])?, &r.1[l], tol)?);
@@ -162,7 +170,12 @@ pub fn mlp_inner_gradient(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let (x, m0, _) = d.tensors(env, false);
             let kt = to_tch(&k, env.kind, env.device).reshape([1, 1, d_k as i64]);
             let auto = torch::inner_grad(&m0, &cfg, &kt, &x[1].select(2, 0), loss_scale);
-            let tag = format!("L_M={}, {}{}, seed {seed}", cfg.layers, cfg.activation.name(), if cfg.residual { ", residual" } else { "" });
+            let tag = format!(
+                "L_M={}, {}{}, seed {seed}",
+                cfg.layers,
+                cfg.activation.name(),
+                if cfg.residual { ", residual" } else { "" }
+            );
             for l in 0..cfg.layers {
                 let hand_l = hand[l].clone().into_dyn();
                 let auto_l = from_tch(&auto[l].squeeze_dim(0).squeeze_dim(0))?;
@@ -223,7 +236,12 @@ pub fn mlp_memory_forward(env: &CheckEnv) -> Result<Vec<Measurement>> {
                         lin.m0 = d.m0[0].clone();
                         lin.s0 = d.s0[0].clone();
                         let (y_lin, m_lin, _) = super::checks::reference_batched(&lin, LOSS_SCALE, read);
-                        out.push(Measurement::compare(format!("L_M=1 y vs linear memory ({tag})"), &from_tch(&o.y)?, &y_lin, tol)?);
+                        out.push(Measurement::compare(
+                            format!("L_M=1 y vs linear memory ({tag})"),
+                            &from_tch(&o.y)?,
+                            &y_lin,
+                            tol,
+                        )?);
                         out.push(Measurement::compare(
                             format!("L_M=1 W1_T vs linear memory M_T ({tag})"),
                             &from_tch(&o.m_final[0])?,
@@ -292,7 +310,12 @@ pub fn outer_gradients_vs_fd(
     let mut out = vec![];
     for (i, (name, a)) in d.all().iter().enumerate() {
         let fd = finite_difference(*a, |xi| proj.of_reference(&reference_run(&d.with(i, xi))));
-        out.push(Measurement::compare(format!("dL/d{name}: autograd vs FD of reference ({tag})"), &from_tch(&grads[i])?, &fd, tol)?);
+        out.push(Measurement::compare(
+            format!("dL/d{name}: autograd vs FD of reference ({tag})"),
+            &from_tch(&grads[i])?,
+            &fd,
+            tol,
+        )?);
     }
     Ok(out)
 }
@@ -312,7 +335,9 @@ pub fn mlp_memory_gradients(env: &CheckEnv) -> Result<Vec<Measurement>> {
                     &tag,
                     &d,
                     &proj,
-                    |x, m0, s0| torch::forward(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5], m0, s0, &cfg, LOSS_SCALE, read),
+                    |x, m0, s0| {
+                        torch::forward(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5], m0, s0, &cfg, LOSS_SCALE, read)
+                    },
                     |dd| reference_batched(dd, |inp| reference::forward(inp, &cfg, LOSS_SCALE, read)),
                 )?);
             }

@@ -140,7 +140,11 @@ pub mod reference {
 
     /// The forward pass keeping what backprop needs: the inputs `a_{l−1}` and pre-activations `h_l` of
     /// every layer.
-    fn forward_cached(p: &Params, cfg: &MlpConfig, x: ArrayView1<f64>) -> (Array1<f64>, Vec<Array1<f64>>, Vec<Array1<f64>>) {
+    fn forward_cached(
+        p: &Params,
+        cfg: &MlpConfig,
+        x: ArrayView1<f64>,
+    ) -> (Array1<f64>, Vec<Array1<f64>>, Vec<Array1<f64>>) {
         let mut inputs = vec![];
         let mut pre = vec![];
         let mut a = x.to_owned();
@@ -222,17 +226,8 @@ pub mod reference {
         let mut m = inp.m0.clone();
         let mut s = inp.s0.clone();
         for t in 0..t_len {
-            let (m_t, s_t) = step(
-                &m,
-                &s,
-                cfg,
-                inp.k.row(t),
-                inp.v.row(t),
-                inp.alpha[t],
-                inp.eta[t],
-                inp.theta[t],
-                loss_scale,
-            );
+            let (m_t, s_t) =
+                step(&m, &s, cfg, inp.k.row(t), inp.v.row(t), inp.alpha[t], inp.eta[t], inp.theta[t], loss_scale);
             // Eq. 15: y_t = M_t(q_t) after write, M_{t−1}(q_t) before
             let read_from = if read == ReadMode::AfterWrite { &m_t } else { &m };
             y.row_mut(t).assign(&apply(read_from, cfg, inp.q.row(t)));
@@ -304,7 +299,9 @@ pub mod torch {
             let graph = upstream || wrt.iter().any(|p| p.requires_grad());
             let leaves: Vec<Tensor> = wrt
                 .iter()
-                .map(|p| if graph && p.requires_grad() { p.shallow_clone() } else { p.detach().set_requires_grad(true) })
+                .map(
+                    |p| if graph && p.requires_grad() { p.shallow_clone() } else { p.detach().set_requires_grad(true) },
+                )
                 .collect();
             let loss = loss_of(&leaves);
             Tensor::run_backward(&[loss], &leaves, graph, graph)

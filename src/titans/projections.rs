@@ -53,7 +53,12 @@ pub mod reference {
 
     /// Eqs. 1/11 + §4.4 for one head: `x` is `T × d_in`, `w` is `d_out × d_in`, `conv` is `d_out × K`
     /// (ignored when `cfg.conv_kernel = 0`); returns `T × d_out`.
-    pub fn project(x: ArrayView2<f64>, w: ArrayView2<f64>, conv: ArrayView2<f64>, cfg: &ProjectionConfig) -> Array2<f64> {
+    pub fn project(
+        x: ArrayView2<f64>,
+        w: ArrayView2<f64>,
+        conv: ArrayView2<f64>,
+        cfg: &ProjectionConfig,
+    ) -> Array2<f64> {
         let (t_len, d_in) = x.dim();
         let d_out = w.nrows();
         // z_t = W x_t
@@ -95,7 +100,12 @@ pub mod reference {
     }
 
     /// The gates of one head: `w` is `3 × d_in` (rows α, η, θ), `b` has 3 entries.
-    pub fn gates(x: ArrayView2<f64>, w: ArrayView2<f64>, b: ArrayView1<f64>, theta_max: f64) -> (Array1<f64>, Array1<f64>, Array1<f64>) {
+    pub fn gates(
+        x: ArrayView2<f64>,
+        w: ArrayView2<f64>,
+        b: ArrayView1<f64>,
+        theta_max: f64,
+    ) -> (Array1<f64>, Array1<f64>, Array1<f64>) {
         let t_len = x.nrows();
         let lin = |g: usize, t: usize| (0..x.ncols()).map(|i| w[[g, i]] * x[[t, i]]).sum::<f64>() + b[g];
         let alpha = Array1::from_shape_fn(t_len, |t| sigmoid(lin(0, t)));
