@@ -20,6 +20,7 @@ fn titans_check_passes(
         "titans_chunkwise_gradients",
         "titans_projections",
         "titans_gates",
+        "titans_block_gradients",
         "titans_persistent_memory",
         "titans_softmax_attention",
         "titans_linear_attention",

@@ -282,3 +282,101 @@ pub fn linear_attention_state_check(env: &CheckEnv) -> Result<Vec<Measurement>> 
     }
     Ok(out)
 }
+
+/// Gradients of a random projection of the outputs w.r.t. every input: tch autograd vs central finite
+/// differences of the f64 reference (what outer-loop training differentiates).
+fn autograd_vs_fd(
+    env: &CheckEnv,
+    tag: &str,
+    inputs: &[(&str, Arr)],
+    torch_loss: impl Fn(&[tch::Tensor]) -> tch::Tensor,
+    reference_loss: impl Fn(&[Arr]) -> f64,
+) -> Result<Vec<Measurement>> {
+    let xs: Vec<tch::Tensor> =
+        inputs.iter().map(|(_, a)| to_tch(a, env.kind, env.device).set_requires_grad(true)).collect();
+    let grads = tch::Tensor::run_backward(&[torch_loss(&xs)], &xs, false, false);
+    let base: Vec<Arr> = inputs.iter().map(|(_, a)| a.clone()).collect();
+    let tol = tolerance::FINITE_DIFFERENCE.max(tolerance::gradient_vs_reference(env.kind));
+    let mut out = vec![];
+    for (i, (name, a)) in inputs.iter().enumerate() {
+        let fd = crate::check::finite_difference(a, |x| {
+            let mut p = base.clone();
+            p[i] = x.clone();
+            reference_loss(&p)
+        });
+        out.push(Measurement::compare(
+            format!("dL/d{name}: autograd vs FD of reference ({tag})"),
+            &from_tch(&grads[i])?,
+            &fd,
+            tol,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Outer gradients of Eq. 2 (window + prefix mask) and of Eqs. 1/11 + §4.4 (conv, SiLU, ℓ2-norm) w.r.t. all
+/// their inputs and weights: tch autograd vs central finite differences of the references.
+pub fn block_gradients_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (b, h, t) = (1usize, 2usize, 7usize);
+    for &seed in &env.seeds {
+        let mut r = Draw::new(seed + 1900);
+        let (d_k, d_v) = (4usize, 3usize);
+        let mask = Mask { window: Some(3), prefix: 2 };
+        let scale = 1.0 / (d_k as f64).sqrt();
+        let q = draw(&mut r, &[b, h, t, d_k], 1.0, env.kind);
+        let k = draw(&mut r, &[b, h, t, d_k], 1.0, env.kind);
+        let v = draw(&mut r, &[b, h, t, d_v], 1.0, env.kind);
+        let ry = r.normal(&[b, h, t, d_v], 1.0);
+        let ry_t = to_tch(&ry, env.kind, env.device);
+        out.extend(autograd_vs_fd(
+            env,
+            &format!("softmax attention, window 3 + prefix 2, T={t}, seed {seed}"),
+            &[("q", q), ("k", k), ("v", v)],
+            |x| (attention::torch::softmax_attention(&x[0], &x[1], &x[2], scale, mask) * &ry_t).sum(env.kind),
+            |x| {
+                let mut heads = vec![];
+                for bi in 0..b {
+                    for hi in 0..h {
+                        heads.push(attention::reference::softmax_attention(
+                            head2(&x[0], bi, hi).view(),
+                            head2(&x[1], bi, hi).view(),
+                            head2(&x[2], bi, hi).view(),
+                            scale,
+                            mask,
+                        ));
+                    }
+                }
+                stack_heads(&heads, b, h).iter().zip(ry.iter()).map(|(a, c)| a * c).sum()
+            },
+        )?);
+        let (d_in, d_out) = (5usize, 4usize);
+        let cfg = ProjectionConfig::query_key();
+        let x = draw(&mut r, &[b, t, d_in], 1.0, env.kind);
+        let w = draw(&mut r, &[h, d_out, d_in], 0.5, env.kind);
+        let conv = draw(&mut r, &[h, d_out, cfg.conv_kernel], 0.6, env.kind);
+        let rp = r.normal(&[b, h, t, d_out], 1.0);
+        let rp_t = to_tch(&rp, env.kind, env.device);
+        out.extend(autograd_vs_fd(
+            env,
+            &format!("q/k projection, conv 4 + SiLU + l2-norm, T={t}, seed {seed}"),
+            &[("x", x), ("W", w), ("conv", conv)],
+            |a| (projections::torch::project(&a[0], &a[1], &a[2], &cfg) * &rp_t).sum(env.kind),
+            |a| {
+                let mut heads = vec![];
+                for bi in 0..b {
+                    for hi in 0..h {
+                        heads.push(projections::reference::project(
+                            row_block(&a[0], bi).view(),
+                            row_block(&a[1], hi).view(),
+                            row_block(&a[2], hi).view(),
+                            &cfg,
+                        ));
+                    }
+                }
+                stack_heads(&heads, b, h).iter().zip(rp.iter()).map(|(p, c)| p * c).sum()
+            },
+        )?);
+    }
+    Ok(out)
+}

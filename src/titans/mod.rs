@@ -118,6 +118,11 @@ pub fn checks() -> Vec<Check> {
             run: block_checks::gates_check,
         },
         Check {
+            name: "titans_block_gradients",
+            summary: "outer gradients of Eq. 2 (window + prefix) and of the §4.4 q/k path (conv, SiLU, ℓ2-norm): tch autograd vs central finite differences of the references",
+            run: block_checks::block_gradients_check,
+        },
+        Check {
             name: "titans_persistent_memory",
             summary: "Eq. 19: persistent tokens prepended, tch (expand + cat) vs reference (row copy), shared and per-head",
             run: block_checks::persistent_check,
