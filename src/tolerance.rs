@@ -50,3 +50,9 @@ pub fn equivalence(kind: Kind) -> f64 {
         _ => TORCH_F32_VS_REFERENCE,
     }
 }
+
+/// Not a tolerance but its mirror image: the smallest relative difference `‖a − b‖/‖b‖` that counts as "clearly
+/// different" when a check asserts that two functions are *not* the same (e.g. Titans' chunked model with
+/// C > 1 against the sequential one, or Gated DeltaNet under the appendix's naive map against Titans). The
+/// differences such checks expect are O(1e-2 … 1); rounding (≤ 1e-5 in f32) can never produce 1e-3.
+pub const MIN_RELATIVE_DIFFERENCE: f64 = 1e-3;

@@ -3,10 +3,20 @@
 //! Equation numbers are v1's. The registry `papers/titans.yaml` lists every numbered equation, the code that
 //! implements it and the check that verifies it.
 
+pub mod appendix_c;
+pub mod appendix_c_checks;
+pub mod attention;
+pub mod block_checks;
 pub mod checks;
+pub mod chunkwise;
+pub mod chunkwise_checks;
 pub mod eval;
 pub mod linear_memory;
+pub mod mlp_checks;
 pub mod models;
+pub mod mlp_memory;
+pub mod persistent;
+pub mod projections;
 
 use crate::check::Check;
 
@@ -52,6 +62,106 @@ pub fn checks() -> Vec<Check> {
             name: "titans_decay_only",
             summary: "θ = 0: the memory only decays, M_t = β_t M_0 + Σ_j (β_t/β_j) P_j S_0 in closed form",
             run: checks::decay_only,
+        },
+        Check {
+            name: "titans_mlp_inner_gradient",
+            summary: "Eq. 12, MLP memory L_M = 1, 2, 3 (+ residual, identity activation): hand backprop vs tch autograd vs central finite differences; L_M = 1 vs 2c(Mk−v)kᵀ",
+            run: mlp_checks::mlp_inner_gradient,
+        },
+        Check {
+            name: "titans_mlp_memory",
+            summary: "Eqs. 12–15 with an MLP memory (L_M = 1, 2, 3): tch (autograd inner gradients) vs reference (hand backprop); y, final weights, final momentum; L_M = 1 vs the linear memory",
+            run: mlp_checks::mlp_memory_forward,
+        },
+        Check {
+            name: "titans_mlp_memory_gradients",
+            summary: "outer gradients through the MLP recurrence (second order): tch autograd vs central finite differences of the f64 reference, w.r.t. k, v, q, α, η, θ, W_0, S_0",
+            run: mlp_checks::mlp_memory_gradients,
+        },
+        Check {
+            name: "titans_chunkwise_chunk1_sequential",
+            summary: "Eqs. 16–18 with C = 1 (linear closed form, MLP batched form) equal the sequential recurrence (Eqs. 13–15)",
+            run: chunkwise_checks::chunk1_equals_sequential,
+        },
+        Check {
+            name: "titans_chunkwise_linear",
+            summary: "Eqs. 16–18, linear memory: matrix closed form (tch) vs token-by-token mini-batch reference (gradients frozen at the chunk start), C ∈ {2,4,5,16}, T not a multiple of C",
+            run: chunkwise_checks::linear_chunkwise,
+        },
+        Check {
+            name: "titans_chunkwise_mlp",
+            summary: "Eqs. 16–18, MLP memory: batched per-token autograd gradients + coefficient mixing (tch) vs token-by-token mini-batch reference with hand backprop",
+            run: chunkwise_checks::mlp_chunkwise,
+        },
+        Check {
+            name: "titans_chunkwise_state_carry",
+            summary: "chunkwise state carries across calls: one call == two chained calls == token-by-token reference; C = 1: one call == T one-token calls",
+            run: chunkwise_checks::state_carry,
+        },
+        Check {
+            name: "titans_chunkwise_differs_from_sequential",
+            summary: "C > 1 is a different function from the sequential rule (gradients at the chunk start): the relative difference must be clearly non-zero (documented property, not a bug)",
+            run: chunkwise_checks::differs_from_sequential,
+        },
+        Check {
+            name: "titans_chunkwise_gradients",
+            summary: "outer gradients of the chunkwise forms (linear matrix form; MLP, second order): tch autograd vs central finite differences of the mini-batch reference",
+            run: chunkwise_checks::chunkwise_gradients,
+        },
+        Check {
+            name: "titans_projections",
+            summary: "Eqs. 1/11 + §4.4: projection → causal depthwise conv → SiLU → ℓ2-norm; tch (conv1d, groups) vs reference (explicit taps)",
+            run: block_checks::projections_check,
+        },
+        Check {
+            name: "titans_gates",
+            summary: "data-dependent gates α = σ(w·x+b), η = σ(w·x+b), θ = θ_max σ(w·x+b): tch vs reference",
+            run: block_checks::gates_check,
+        },
+        Check {
+            name: "titans_block_gradients",
+            summary: "outer gradients of Eq. 2 (window + prefix) and of the §4.4 q/k path (conv, SiLU, ℓ2-norm): tch autograd vs central finite differences of the references",
+            run: block_checks::block_gradients_check,
+        },
+        Check {
+            name: "titans_persistent_memory",
+            summary: "Eq. 19: persistent tokens prepended, tch (expand + cat) vs reference (row copy), shared and per-head",
+            run: block_checks::persistent_check,
+        },
+        Check {
+            name: "titans_softmax_attention",
+            summary: "Eq. 2: causal softmax attention, full / sliding window / window + always-visible prefix; tch (mask + softmax) vs reference loops",
+            run: block_checks::softmax_attention_check,
+        },
+        Check {
+            name: "titans_linear_attention",
+            summary: "Eq. 3: normalised linear attention, tch cumulative-state form vs reference pairwise form (φ = elu+1, identity)",
+            run: block_checks::linear_attention_check,
+        },
+        Check {
+            name: "titans_linear_attention_state",
+            summary: "Eqs. 4–5: Hebbian recurrence M_t = M_{t−1} + v kᵀ, y = M q (reference) vs parallel tril(QKᵀ)V (tch)",
+            run: block_checks::linear_attention_state_check,
+        },
+        Check {
+            name: "titans_channelwise_gates",
+            summary: "Eqs. 32–33 (corrected M_{t−1}): channel-wise gates, tch vs reference; constant channels == scalar-gate Titans",
+            run: appendix_c_checks::channelwise_check,
+        },
+        Check {
+            name: "titans_deltanet",
+            summary: "Eq. 34: Titans(η = α = 0, S_0 = 0) == DeltaNet with β = 2cθ (c = 1 and the appendix's c = ½); DeltaNet tch vs reference",
+            run: appendix_c_checks::deltanet_check,
+        },
+        Check {
+            name: "titans_gated_deltanet_relation",
+            summary: "the true relation to Gated DeltaNet: exact with a = 1−α, b = 2θ/(1−α), values (1−α)v (and converse); naive map differs by 2αθ M kkᵀ per step; GDN == decay then step",
+            run: appendix_c_checks::gated_deltanet_check,
+        },
+        Check {
+            name: "titans_longhorn",
+            summary: "Eq. 35 (denominator kᵀk): Longhorn closed form (tch) vs proximal argmin by linear solve (reference); unit keys == DeltaNet β = θ/(1+θ)",
+            run: appendix_c_checks::longhorn_check,
         },
     ]
 }
