@@ -11,6 +11,7 @@ pub mod bias;
 pub mod checks;
 pub mod checks_models;
 pub mod checks_retention;
+pub mod eval;
 pub mod framework;
 pub mod models;
 pub mod presets;
@@ -182,5 +183,5 @@ pub fn checks() -> Vec<Check> {
 
 /// MIRAS rules for `repro eval`.
 pub fn eval_rules() -> Vec<crate::eval::Rule> {
-    vec![]
+    eval::rules()
 }

@@ -187,7 +187,9 @@ pub mod torch {
     /// Eq. 24's `N_q`, the ℓ_q norm over the last two dimensions.
     pub fn lq_map(a: &Tensor, q: f64, form: LqForm) -> Tensor {
         let n = a.abs().pow_tensor_scalar(q).sum_dim_intlist(&[-2i64, -1][..], true, a.kind()).pow_tensor_scalar(1.0 / q);
+        // ‖A‖ = 0 maps to W = 0 (as in the reference), not 0/0
         let denom = n.pow_tensor_scalar(q - 2.0);
+        let denom = denom.where_self(&n.ne(0.0), &denom.ones_like());
         match form {
             LqForm::Mirror => a * a.abs().pow_tensor_scalar(q - 2.0) / denom,
             LqForm::Printed => a / denom,
