@@ -53,7 +53,10 @@ fn miras_check(
         "miras_preset_gated_deltanet",
         "miras_preset_longhorn",
         "miras_preset_ttt_linear",
-        "miras_preset_titans_lmm"
+        "miras_preset_titans_lmm",
+        "miras_mlp_inner_gradient",
+        "miras_mlp_memory",
+        "miras_preset_ttt_mlp"
     )]
     name: &str,
 ) {
@@ -171,6 +174,9 @@ proptest! {
 #[case("miras.yaad", &[("chunk", "3")])]
 #[case("miras.memora", &[("chunk", "5")])]
 #[case("miras.memora", &[("chunk", "0"), ("loss_scale", "0.5")])]
+#[case("miras.mlp", &[])]
+#[case("miras.mlp", &[("bias", "{kind: lp, p: 3}"), ("retention", "{kind: lq, q: 4, form: mirror}")])]
+#[case("miras.mlp", &[("retention", "{kind: l2-local-global}"), ("algorithm", "{kind: momentum}")])]
 fn eval_rule_runs(#[case] name: &str, #[case] params: &[(&str, &str)]) {
     use repro::eval::{find_rule, run_file, Impl};
     use repro::tensor::{to_tch, Draw};
@@ -180,7 +186,7 @@ fn eval_rule_runs(#[case] name: &str, #[case] params: &[(&str, &str)]) {
     let mut d = Draw::new(7);
     let mut tensors = vec![];
     for spec in rule.inputs {
-        let shape: Vec<usize> = spec.dims.iter().map(|s| match *s { "B" => b, "H" => h, "T" => t, "d_k" => dk, "d_v" => dv, o => panic!("{o}") }).collect();
+        let shape: Vec<usize> = spec.dims.iter().map(|s| match *s { "B" => b, "H" => h, "T" => t, "d_k" => dk, "d_v" => dv, "d" => dk, "hidden" => 4 * dk, o => panic!("{o}") }).collect();
         let a = match spec.name {
             "k" | "q" => d.unit_rows(&shape),
             "v" => d.normal(&shape, 1.0),

@@ -37,7 +37,11 @@ pub mod reference {
 
     /// The bias value ℓ(W; k, v) with threshold δ (ignored by biases without one).
     pub fn loss(bias: Bias, w: ArrayView2<f64>, k: ArrayView1<f64>, v: ArrayView1<f64>, delta: f64) -> f64 {
-        let y = w.dot(&k);
+        loss_at(bias, w.dot(&k).view(), v, delta)
+    }
+
+    /// The bias value at a memory output `y`.
+    pub fn loss_at(bias: Bias, y: ArrayView1<f64>, v: ArrayView1<f64>, delta: f64) -> f64 {
         let e = &y - &v;
         let n = norm2(&e);
         match bias {
@@ -69,7 +73,12 @@ pub mod reference {
 
     /// ψ(e) = ∂ℓ/∂(W k), coordinate by coordinate (the dot product's is `−2c v`).
     pub fn output_grad(bias: Bias, w: ArrayView2<f64>, k: ArrayView1<f64>, v: ArrayView1<f64>, delta: f64) -> Array1<f64> {
-        let e = w.dot(&k) - v;
+        output_grad_at(bias, w.dot(&k).view(), v, delta)
+    }
+
+    /// ψ = ∂ℓ/∂y for a memory output `y` (any memory architecture), coordinate by coordinate.
+    pub fn output_grad_at(bias: Bias, y: ArrayView1<f64>, v: ArrayView1<f64>, delta: f64) -> Array1<f64> {
+        let e = &y - &v;
         let n = norm2(&e);
         let mut psi = Array1::zeros(e.len());
         for j in 0..e.len() {
@@ -134,12 +143,16 @@ pub mod torch {
 
     /// The bias value per batch element, written in tensor ops (its gradient is taken by autograd).
     pub fn loss(bias: Bias, w: &Tensor, k: &Tensor, v: &Tensor, delta: &Tensor) -> Tensor {
-        let y = read(w, k);
-        let e = &y - v;
+        loss_at(bias, &read(w, k), v, delta)
+    }
+
+    /// The bias value at a memory output `y [.., d_v]` (any memory architecture).
+    pub fn loss_at(bias: Bias, y: &Tensor, v: &Tensor, delta: &Tensor) -> Tensor {
+        let e = y - v;
         let sq = sum_last(&e.square());
         let n = sq.sqrt();
         match bias {
-            Bias::DotProduct { scale } => sum_last(&(&y * v)) * (-2.0 * scale),
+            Bias::DotProduct { scale } => sum_last(&(y * v)) * (-2.0 * scale),
             Bias::L2 { scale } => sq * scale,
             Bias::Lp { p } => sum_last(&e.abs().pow_tensor_scalar(p)),
             Bias::L1 => sum_last(&e.abs()),

@@ -3,7 +3,9 @@
 //! (sequential or chunkwise).
 
 use super::checks::{batched, Drawn};
-use super::framework::{Algorithm, Bias, Config, LqForm, Retention};
+use super::framework::{Algorithm, Bias, Config, LqForm, Memory, Retention};
+use super::mlp::{reference as mlp_ref, torch as mlp_torch};
+use crate::tensor::{head1, head2, stack_heads};
 use super::models::{reference as mref, torch as mtorch, Model};
 use super::presets::Preset;
 use super::update::{reference as upd_ref, torch as upd_torch};
@@ -156,8 +158,84 @@ fn run_memora(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result
     run_model(Model::Memora { scale: inp.param_f64("loss_scale")? }, "z0", inp, imp, device, kind)
 }
 
+
+const MLP_SEQ: &[&str] = &["B", "H", "T", "d"];
+const MLP_W1: &[&str] = &["B", "H", "d", "hidden"];
+const MLP_W2: &[&str] = &["B", "H", "hidden", "d"];
+const MLP_INPUTS: &[TensorSpec] = &[
+    TensorSpec { name: "k", dims: MLP_SEQ, optional: false, meaning: "keys k_t (d_k = d_v = d for the residual)" },
+    TensorSpec { name: "v", dims: MLP_SEQ, optional: false, meaning: "values v_t" },
+    TensorSpec { name: "q", dims: MLP_SEQ, optional: false, meaning: "queries q_t (read y_t = M_t(q_t))" },
+    ALPHA,
+    ETA,
+    TensorSpec { name: "delta", dims: GATE, optional: true, meaning: "bias threshold δ_t" },
+    TensorSpec { name: "mu", dims: GATE, optional: true, meaning: "momentum decay μ_t" },
+    TensorSpec { name: "w1_0", dims: MLP_W1, optional: false, meaning: "initial state of W_1 (A/Z for lq/kl)" },
+    TensorSpec { name: "w2_0", dims: MLP_W2, optional: false, meaning: "initial state of W_2 (A/Z for lq/kl)" },
+];
+const MLP_OUTPUTS: &[TensorSpec] = &[
+    TensorSpec { name: "y", dims: MLP_SEQ, optional: false, meaning: "y_t = M_t(q_t) = q_t + LN(W_1 GELU(W_2 q_t))" },
+    TensorSpec { name: "w1_final", dims: MLP_W1, optional: false, meaning: "final W_1" },
+    TensorSpec { name: "w2_final", dims: MLP_W2, optional: false, meaning: "final W_2" },
+];
+const MLP_PARAMS: &[ParamSpec] = &[
+    ParamSpec { name: "bias", default: "{kind: l2, scale: 1}", meaning: "attentional bias as YAML (TTT-MLP: l2; Moneta: lp p 3; Yaad: l2-l1-switch)" },
+    ParamSpec { name: "retention", default: "{kind: none}", meaning: "retention as YAML (Moneta: lq q 4; Yaad/Titans: l2-local-global; Memora: kl)" },
+    ParamSpec { name: "algorithm", default: "{kind: gd}", meaning: "gd or momentum (Titans LMM)" },
+];
+
+fn run_mlp(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
+    let cfg = Config {
+        memory: Memory::Mlp { depth: 2, expansion: inp.sizes["hidden"] / inp.sizes["d"].max(1) },
+        bias: serde_yaml::from_str(inp.param_str("bias"))?,
+        retention: serde_yaml::from_str(inp.param_str("retention"))?,
+        algorithm: serde_yaml::from_str(inp.param_str("algorithm"))?,
+    };
+    cfg.validate()?;
+    let g = |n: &str| inp.get(n);
+    match imp {
+        Impl::Reference => {
+            let (nb, nh) = (inp.sizes["B"], inp.sizes["H"]);
+            let (mut y, mut w1, mut w2) = (vec![], vec![], vec![]);
+            for b in 0..nb {
+                for h in 0..nh {
+                    let x = mlp_ref::Inputs {
+                        k: head2(g("k"), b, h),
+                        v: head2(g("v"), b, h),
+                        q: head2(g("q"), b, h),
+                        alpha: head1(g("alpha"), b, h),
+                        eta: head1(g("eta"), b, h),
+                        delta: head1(g("delta"), b, h),
+                        mu: head1(g("mu"), b, h),
+                        a1_0: head2(g("w1_0"), b, h),
+                        a2_0: head2(g("w2_0"), b, h),
+                    };
+                    let o = mlp_ref::forward(&cfg, &x);
+                    y.push(o.y);
+                    w1.push(o.w1);
+                    w2.push(o.w2);
+                }
+            }
+            Ok(vec![stack_heads(&y, nb, nh), stack_heads(&w1, nb, nh), stack_heads(&w2, nb, nh)])
+        }
+        Impl::Torch => {
+            let t = |n: &str| to_tch(g(n), kind, device);
+            let o = mlp_torch::forward(&cfg, &t("k"), &t("v"), &t("q"), &t("alpha"), &t("eta"), &t("delta"), &t("mu"), &t("w1_0"), &t("w2_0"));
+            Ok(vec![from_tch(&o.y)?, from_tch(&o.w1)?, from_tch(&o.w2)?])
+        }
+    }
+}
+
 pub fn rules() -> Vec<Rule> {
     vec![
+        Rule {
+            name: "miras.mlp",
+            summary: "MIRAS recurrence with the §5.3 MLP memory x + LN(W1 GELU(W2 x)) (TTT-MLP, Titans LMM, Moneta/Yaad/Memora), token by token",
+            inputs: MLP_INPUTS,
+            outputs: MLP_OUTPUTS,
+            params: MLP_PARAMS,
+            run: run_mlp,
+        },
         Rule {
             name: "miras.framework",
             summary: "MIRAS Learning–Retaining recurrence, linear memory, any bias × retention × algorithm (token by token)",

@@ -14,8 +14,8 @@
 //!
 //! # YAML names (serde, kebab-case, internally tagged by `kind`)
 //!
-//! * memory: `{kind: linear}`, `{kind: mlp, depth: L, expansion: 4}` (§5.3 residual form
-//!   `M(x) = x + LN(W_1 σ(W_2 x))`; declared, not yet implemented — see papers/miras.yaml).
+//! * memory: `{kind: linear}`, `{kind: mlp, depth: 2, expansion: 4}` (§5.3 residual form
+//!   `M(x) = x + LN(W_1 σ(W_2 x))`, [`crate::miras::mlp`]).
 //! * bias: `{kind: dot-product, scale: c}`, `{kind: l2, scale: c}`, `{kind: lp, p: 3}`, `{kind: l1}`,
 //!   `{kind: huber}` (coordinate-wise, Eqs. 13–14), `{kind: huber-norm}` (Eq. 15),
 //!   `{kind: l2-l1-switch}` (Eq. 16, Yaad), `{kind: value-shift}` (Eq. 17). Thresholds come from δ_t.
@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 pub enum Memory {
     /// `M(W, k) = W k`, `W ∈ R^{d_v×d_k}`.
     Linear,
-    /// `M(x) = x + LN(W_1 σ(W_2 x))` with σ = GELU (§5.3), `depth` layers, hidden width `expansion·d`.
+    /// `M(x) = x + LN(W_1 σ(W_2 x))` with σ = GELU (§5.3), hidden width `expansion·d`; `depth` must be 2
+    /// (see [`crate::miras::mlp`]).
     Mlp { depth: usize, expansion: usize },
 }
 
@@ -128,8 +129,13 @@ impl Config {
     }
     /// Rejects the combinations that have no closed form here.
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.memory != Memory::Linear {
-            anyhow::bail!("only the linear memory is implemented (MLP memory: todo, see papers/miras.yaml)");
+        if let Memory::Mlp { depth, .. } = self.memory {
+            if depth != 2 {
+                anyhow::bail!("the MLP memory is implemented with depth 2 (the paper's M(x) = x + LN(W_1 σ(W_2 x)))");
+            }
+            if self.algorithm == Algorithm::ImplicitGd {
+                anyhow::bail!("implicit-gd has no closed form for the MLP memory");
+            }
         }
         if self.algorithm == Algorithm::ImplicitGd {
             let ok_bias = matches!(self.bias, Bias::L2 { .. });

@@ -9,10 +9,12 @@
 
 pub mod bias;
 pub mod checks;
+pub mod checks_mlp;
 pub mod checks_models;
 pub mod checks_retention;
 pub mod eval;
 pub mod framework;
+pub mod mlp;
 pub mod models;
 pub mod presets;
 pub mod retention;
@@ -177,6 +179,21 @@ pub fn checks() -> Vec<Check> {
             name: "miras_preset_titans_lmm",
             summary: "preset `titans-lmm`: framework (reference and tch) vs the published recurrence written out: Titans LMM with momentum and forgetting",
             run: checks_models::preset_titans_lmm,
+        },
+        Check {
+            name: "miras_mlp_inner_gradient",
+            summary: "§5.3 MLP memory x + LN(W1 GELU(W2 x)): hand-derived ∇W1, ∇W2 of five biases vs tch autograd vs central FD",
+            run: checks_mlp::mlp_inner_gradient,
+        },
+        Check {
+            name: "miras_mlp_memory",
+            summary: "MLP memory recurrences (TTT-MLP, Titans LMM, Moneta, Yaad, Memora, gated delta): tch autograd vs hand-derived reference",
+            run: checks_mlp::mlp_memory,
+        },
+        Check {
+            name: "miras_preset_ttt_mlp",
+            summary: "preset `ttt-mlp`: framework (reference and tch) vs TTT-MLP's SGD on ‖f(k) − v‖² written out with autograd",
+            run: checks_mlp::preset_ttt_mlp,
         },
     ]
 }

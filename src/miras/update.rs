@@ -91,7 +91,15 @@ pub mod reference {
             }
             _ => (&g * (-eta), s.clone()),
         };
-        let (state_new, w_new) = match cfg.retention {
+        let (state_new, w_new) = retain(cfg, state, w, &d, &g, alpha, eta);
+        (state_new, w_new, s_new)
+    }
+
+    /// The retention's closed form for one parameter tensor: `(state, W, D_t, G_t)` → `(state', W')`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn retain(cfg: &Config, state: &Array2<f64>, w: &Array2<f64>, d: &Array2<f64>, g: &Array2<f64>, alpha: f64, eta: f64) -> (Array2<f64>, Array2<f64>) {
+        let (d, g) = (d.clone(), g.clone());
+        match cfg.retention {
             Retention::None => {
                 let w_new = w + &d;
                 (w_new.clone(), w_new)
@@ -125,8 +133,7 @@ pub mod reference {
                 let w_new = w_new.mapv(|z| 1.0 / (1.0 + (-z).exp()));
                 (w_new.clone(), w_new)
             }
-        };
-        (state_new, w_new, s_new)
+        }
     }
 
     /// The whole sequence.
@@ -201,27 +208,36 @@ pub mod torch {
                 } else {
                     -(&e * &g)
                 };
-                match cfg.retention {
-                    Retention::None => w = &w + &d,
-                    Retention::L2Decayed | Retention::L2LocalGlobal => w = &a * &w + &d,
-                    Retention::ElasticNet { beta, alpha: a1 } => w = ret::elastic_net(&w, &g, &e, beta, a1),
-                    Retention::ElasticNetFtrl { alpha: a1 } => {
-                        state = &state + &d;
-                        w = ret::soft_threshold(&state, &(&e / a1));
-                    }
-                    Retention::Lq { .. } | Retention::Kl => {
-                        state = &a * &state + &d;
-                        w = primal(cfg, &state);
-                    }
-                    Retention::BregmanSigmoid => w = (w.logit(None::<f64>) + &d).sigmoid(),
-                }
-                if !cfg.retention.has_dual_state() {
-                    state = w.shallow_clone();
-                }
+                let (st, ww) = retain(cfg, &state, &w, &d, &g, &a, &e);
+                state = st;
+                w = ww;
             }
             ys.push(w.matmul(&q_t.unsqueeze(-1)).squeeze_dim(-1));
         }
         let y = Tensor::stack(&ys, 2);
         Outputs { y, w, state, s }
+    }
+
+    /// The retention's closed form for one parameter tensor (gates `[.., 1, 1]`): returns `(state', W')`.
+    pub fn retain(cfg: &Config, state: &Tensor, w: &Tensor, d: &Tensor, g: &Tensor, a: &Tensor, e: &Tensor) -> (Tensor, Tensor) {
+        let (mut state, mut w) = (state.shallow_clone(), w.shallow_clone());
+        match cfg.retention {
+            Retention::None => w = &w + d,
+            Retention::L2Decayed | Retention::L2LocalGlobal => w = a * &w + d,
+            Retention::ElasticNet { beta, alpha: a1 } => w = ret::elastic_net(&w, g, e, beta, a1),
+            Retention::ElasticNetFtrl { alpha: a1 } => {
+                state = &state + d;
+                w = ret::soft_threshold(&state, &(e / a1));
+            }
+            Retention::Lq { .. } | Retention::Kl => {
+                state = a * &state + d;
+                w = primal(cfg, &state);
+            }
+            Retention::BregmanSigmoid => w = (w.logit(None::<f64>) + d).sigmoid(),
+        }
+        if !cfg.retention.has_dual_state() {
+            state = w.shallow_clone();
+        }
+        (state, w)
     }
 }
