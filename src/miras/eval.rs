@@ -88,7 +88,7 @@ const PRESET_OUTPUTS: &[TensorSpec] = &[
 const PRESET_PARAMS: &[ParamSpec] = &[ParamSpec {
     name: "preset",
     default: "deltanet",
-    meaning: "linear-attention | retnet (a=γ) | mamba2 (a=Δ, b=A) | deltanet (a=β) | gated-deltanet (a=α, b=β) | longhorn (a=β) | ttt-linear (a=η) | titans-lmm (a=α, b=η, c=θ)",
+    meaning: "linear-attention | retnet (a=γ) | mamba2 (a=Δ, b=A) | deltanet (a=β) | gated-deltanet (a=α, b=β) | longhorn (a=β) | ttt-linear (a=η) | titans-lmm (a=α, b=η, c=θ); ttt-mlp is rule miras.mlp",
 }];
 
 fn run_preset(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
@@ -100,14 +100,18 @@ fn run_preset(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result
     Ok(vec![o[0].clone(), o[1].clone()])
 }
 
-fn model_inputs(m0: &'static str, m0_meaning: &'static str, with_delta: bool) -> &'static [TensorSpec] {
-    let mut v = vec![K, V, Q, ALPHA, ETA];
-    if with_delta {
-        v.push(TensorSpec { name: "delta", dims: GATE, optional: false, meaning: "switch threshold δ_t (Eq. 26)" });
-    }
-    v.push(TensorSpec { name: m0, dims: STATE, optional: true, meaning: m0_meaning });
-    Box::leak(v.into_boxed_slice())
-}
+const MONETA_INPUTS: &[TensorSpec] = &[K, V, Q, ALPHA, ETA, TensorSpec { name: "a0", dims: STATE, optional: true, meaning: "initial A_0 (W_0 = N_q(A_0))" }];
+const YAAD_INPUTS: &[TensorSpec] = &[
+    K,
+    V,
+    Q,
+    ALPHA,
+    ETA,
+    TensorSpec { name: "delta", dims: GATE, optional: false, meaning: "switch threshold δ_t (Eq. 26)" },
+    TensorSpec { name: "w0", dims: STATE, optional: true, meaning: "initial memory W_0" },
+];
+const MEMORA_INPUTS: &[TensorSpec] =
+    &[K, V, Q, ALPHA, ETA, TensorSpec { name: "z0", dims: STATE, optional: true, meaning: "initial logits Z_0 (W_0 = Softmax_row(Z_0); zeros = uniform rows)" }];
 
 const MODEL_OUTPUTS: &[TensorSpec] = &[
     TensorSpec { name: "y", dims: VALUES, optional: false, meaning: "y_t = W_t q_t" },
@@ -255,7 +259,7 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "miras.moneta",
             summary: "Moneta (Eqs. 24–25, corrected; chunkwise Eqs. 28–29), linear memory",
-            inputs: model_inputs("a0", "initial A_0 (W_0 = N_q(A_0))", false),
+            inputs: MONETA_INPUTS,
             outputs: MODEL_OUTPUTS,
             params: MONETA_PARAMS,
             run: run_moneta,
@@ -263,7 +267,7 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "miras.yaad",
             summary: "Yaad (Eq. 26; chunkwise Eq. 28), linear memory",
-            inputs: model_inputs("w0", "initial memory W_0", true),
+            inputs: YAAD_INPUTS,
             outputs: MODEL_OUTPUTS,
             params: &[CHUNK],
             run: run_yaad,
@@ -271,7 +275,7 @@ pub fn rules() -> Vec<Rule> {
         Rule {
             name: "miras.memora",
             summary: "Memora (Eq. 27 in logits; chunkwise with the lag token, Eqs. 30–32), rows on the simplex",
-            inputs: model_inputs("z0", "initial logits Z_0 (W_0 = Softmax_row(Z_0); zeros = uniform rows)", false),
+            inputs: MEMORA_INPUTS,
             outputs: MODEL_OUTPUTS,
             params: MEMORA_PARAMS,
             run: run_memora,
