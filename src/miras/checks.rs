@@ -156,6 +156,9 @@ pub fn to1(a: &Arr) -> Array1<f64> {
     a.clone().into_dimensionality::<Ix1>().unwrap()
 }
 
+/// A named rule that picks the threshold δ from the drawn error `e`.
+type DeltaRule = (&'static str, fn(&Array1<f64>) -> f64);
+
 /// One bias at one threshold: hand vs autograd vs closed form vs FD. `delta_of` picks δ from the drawn error.
 fn bias_case(env: &CheckEnv, bias: Bias, seed: u64, label: &str, delta_of: impl Fn(&Array1<f64>) -> f64) -> Result<Vec<Measurement>> {
     let mut r = Draw::new(seed);
@@ -185,7 +188,7 @@ fn bias_case(env: &CheckEnv, bias: Bias, seed: u64, label: &str, delta_of: impl 
     ])
 }
 
-fn bias_check(env: &CheckEnv, bias: Bias, label: &str, deltas: &[(&str, fn(&Array1<f64>) -> f64)]) -> Result<Vec<Measurement>> {
+fn bias_check(env: &CheckEnv, bias: Bias, label: &str, deltas: &[DeltaRule]) -> Result<Vec<Measurement>> {
     let mut out = vec![];
     for &seed in &env.seeds {
         for (i, (dl, f)) in deltas.iter().enumerate() {
@@ -195,7 +198,7 @@ fn bias_check(env: &CheckEnv, bias: Bias, label: &str, deltas: &[(&str, fn(&Arra
     Ok(out)
 }
 
-const NO_DELTA: &[(&str, fn(&Array1<f64>) -> f64)] = &[("no threshold", |_| 0.0)];
+const NO_DELTA: &[DeltaRule] = &[("no threshold", |_| 0.0)];
 
 fn norm(e: &Array1<f64>) -> f64 {
     e.dot(e).sqrt()
@@ -227,7 +230,7 @@ pub fn bias_l1(env: &CheckEnv) -> Result<Vec<Measurement>> {
 
 /// Eqs. 13–14: coordinate-wise Huber, all inside, mixed, all outside.
 pub fn bias_huber(env: &CheckEnv) -> Result<Vec<Measurement>> {
-    let deltas: &[(&str, fn(&Array1<f64>) -> f64)] = &[
+    let deltas: &[DeltaRule] = &[
         ("all inside", |e| e.iter().fold(0.0f64, |m, x| m.max(x.abs())) * 1.5),
         ("mixed", |e| {
             let mut a: Vec<f64> = e.iter().map(|x| x.abs()).collect();
@@ -241,20 +244,20 @@ pub fn bias_huber(env: &CheckEnv) -> Result<Vec<Measurement>> {
 
 /// Eq. 15: Huber of the norm, both sides.
 pub fn bias_huber_norm(env: &CheckEnv) -> Result<Vec<Measurement>> {
-    let deltas: &[(&str, fn(&Array1<f64>) -> f64)] = &[("inside", |e| 1.5 * norm(e)), ("outside", |e| 0.5 * norm(e))];
+    let deltas: &[DeltaRule] = &[("inside", |e| 1.5 * norm(e)), ("outside", |e| 0.5 * norm(e))];
     bias_check(env, Bias::HuberNorm, "huber-norm", deltas)
 }
 
 /// Eq. 16: Yaad's ℓ2/ℓ1 switch, both sides.
 pub fn bias_l2_l1_switch(env: &CheckEnv) -> Result<Vec<Measurement>> {
-    let deltas: &[(&str, fn(&Array1<f64>) -> f64)] = &[("l2 side", |e| 1.5 * norm(e)), ("l1 side", |e| 0.5 * norm(e))];
+    let deltas: &[DeltaRule] = &[("l2 side", |e| 1.5 * norm(e)), ("l1 side", |e| 0.5 * norm(e))];
     bias_check(env, Bias::L2L1Switch, "l2-l1-switch", deltas)
 }
 
 /// Eq. 17: robust to value shifts; plus the worst-case shift `δv* = −Δ e/‖e‖` attains the loss and random
 /// feasible shifts do not exceed it.
 pub fn bias_value_shift(env: &CheckEnv) -> Result<Vec<Measurement>> {
-    let deltas: &[(&str, fn(&Array1<f64>) -> f64)] = &[("Δ = 0.3‖e‖", |e| 0.3 * norm(e)), ("Δ = 2‖e‖", |e| 2.0 * norm(e))];
+    let deltas: &[DeltaRule] = &[("Δ = 0.3‖e‖", |e| 0.3 * norm(e)), ("Δ = 2‖e‖", |e| 2.0 * norm(e))];
     let mut out = bias_check(env, Bias::ValueShift, "value-shift", deltas)?;
     for &seed in &env.seeds {
         let mut r = Draw::new(seed + 7);
