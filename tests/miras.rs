@@ -39,6 +39,7 @@ fn miras_check(
         "miras_retention_lq",
         "miras_retention_kl",
         "miras_retention_bregman_sigmoid",
+        "miras_retention_f_divergence",
         "miras_framework_combinations",
         "miras_moneta",
         "miras_moneta_reduces_to_l2",

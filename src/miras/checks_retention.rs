@@ -276,3 +276,31 @@ pub fn framework_combinations(env: &CheckEnv) -> Result<Vec<Measurement>> {
     }
     Ok(out)
 }
+
+/// Eq. 18: the f-divergence step with ζ_t by bisection is the argmin over the scaled simplex (KKT by FD:
+/// the objective's gradient is constant over entries), has mass c, equals Eq. 21 for KL without the global
+/// term (α → ∞), and tch agrees with the reference; KL and Burg generators.
+pub fn retention_f_divergence(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    use super::retention::FDiv;
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        let (w_raw, g) = draw_pair(seed, env, Some((0.2, 1.0)));
+        let c = 1.3;
+        let w = &w_raw * (c / w_raw.sum());
+        let eta = 0.35;
+        for f in [FDiv::Kl, FDiv::Burg] {
+            let closed = r::f_divergence(&w, &g, eta, c, f);
+            let fd = finite_difference(&closed, |x| r::objective_f_divergence(x, &w, &g, eta, f));
+            let mean = fd.mean().unwrap();
+            out.push(Measurement::compare(format!("KKT: ∇ objective − its mean at Eq. 18's W ({f:?}, seed {seed})"), &(fd - mean).into_dyn(), &zeros_like(&closed), tolerance::FINITE_DIFFERENCE)?);
+            out.push(Measurement::compare(format!("Σ W_t vs c ({f:?}, seed {seed})"), &scalar(closed.sum()), &scalar(c), tolerance::ALGEBRAIC_F64)?);
+            let ours = rt::f_divergence(&to_tch(&w.clone().into_dyn(), env.kind, env.device), &to_tch(&g.clone().into_dyn(), env.kind, env.device), &gate(eta, env), c, f);
+            out.push(Measurement::compare(format!("torch vs reference ({f:?}, seed {seed})"), &from_tch(&ours)?, &closed.clone().into_dyn(), tolerance::torch_vs_reference(env.kind))?);
+            if f == FDiv::Kl {
+                let eq21 = r::kl_global(&w, &g, eta, 1e300, c);
+                out.push(Measurement::compare(format!("KL: Eq. 18 (bisection) vs Eq. 21 with α → ∞ (seed {seed})"), &closed.into_dyn(), &eq21.into_dyn(), tolerance::ALGEBRAIC_F64)?);
+            }
+        }
+    }
+    Ok(out)
+}

@@ -101,6 +101,11 @@ pub fn checks() -> Vec<Check> {
             run: checks_retention::retention_kl,
         },
         Check {
+            name: "miras_retention_f_divergence",
+            summary: "Eq. 18: f-divergence step (ζ by bisection) satisfies KKT on the scaled simplex, equals Eq. 21 for KL without global term; tch vs reference",
+            run: checks_retention::retention_f_divergence,
+        },
+        Check {
             name: "miras_retention_bregman_sigmoid",
             summary: "Variant 5: σ(logit W − ηG) is the Bregman argmin (FD); tch vs reference",
             run: checks_retention::retention_bregman_sigmoid,

@@ -9,9 +9,37 @@
 //! * ℓ_q (Variant 4 / Eq. 24): $$N_q(A) = \frac{A\odot|A|^{q-2}}{\lVert A\rVert_q^{q-2}} = \nabla\tfrac12\lVert A\rVert_q^2 = \arg\min_W -\langle W, A\rangle + \tfrac12\lVert W\rVert_{q^*}^2,\ q^* = \tfrac{q}{q-1}$$
 //!   and the printed $$A/\lVert A\rVert_q^{q-2}$$ behind [`LqForm::Printed`].
 //! * KL over the scaled simplex (Eqs. 19–21, ⚠ `(W_t)_{jl}` → `(W_{t−1})_{jl}`): $$W_t = c\,\mathrm{Softmax}\big((1-\lambda_t)\log W_{t-1} - \eta'_t G\big),\ \lambda_t = \tfrac{1/\alpha_t}{1/\alpha_t + 1/\eta_t},\ \eta'_t = \tfrac{1}{1/\alpha_t + 1/\eta_t}$$
+//! * f-divergence over the scaled simplex (Eq. 18): $$W_t = W_{t-1}\odot g\left(-\zeta_t - \eta_t\nabla\ell(W_{t-1})\right),\ g = (f')^{-1},\ \textstyle\sum W_t = c$$
+//!   with ζ_t found by bisection, for [`FDiv::Kl`] `f(τ) = τ log τ` (g = exp; = Eq. 21 without the global term) and
+//!   [`FDiv::Burg`] `f(τ) = τ − 1 − log τ` (g(x) = 1/(1 − x)).
 //! * Bregman divergence of `F(W) = Σ W log W + (1−W) log(1−W)` (Variant 5, sigmoid example): $$W_t = \sigma(\mathrm{logit}(W_{t-1}) - \eta G)$$
 
 pub use super::framework::LqForm;
+
+/// The divergence generator f of Eq. 18 (strictly convex, f(1) = 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FDiv {
+    /// `f(τ) = τ log τ`, `f'(τ) = 1 + log τ`, `g(x) = e^{x − 1}`.
+    Kl,
+    /// `f(τ) = τ − 1 − log τ`, `f'(τ) = 1 − 1/τ`, `g(x) = 1/(1 − x)` (x < 1).
+    Burg,
+}
+
+impl FDiv {
+    pub fn f(self, t: f64) -> f64 {
+        match self {
+            FDiv::Kl => t * t.ln(),
+            FDiv::Burg => t - 1.0 - t.ln(),
+        }
+    }
+    /// `(f')^{-1}`.
+    pub fn g(self, x: f64) -> f64 {
+        match self {
+            FDiv::Kl => (x - 1.0).exp(),
+            FDiv::Burg => 1.0 / (1.0 - x),
+        }
+    }
+}
 
 /// The f64 reference: closed forms written entry by entry, and the objectives they minimise.
 pub mod reference {
@@ -89,6 +117,46 @@ pub mod reference {
         let ex = z.mapv(|x| (x - mx).exp());
         let s: f64 = ex.sum();
         ex.mapv(|x| c * x / s)
+    }
+
+    /// Eq. 18: `W_{t−1} ⊙ g(−ζ − ηG)` with ζ found by bisection so that `Σ W_t = c` (the sum is decreasing in ζ).
+    pub fn f_divergence(w_prev: &Array2<f64>, g: &Array2<f64>, eta: f64, c: f64, f: super::FDiv) -> Array2<f64> {
+        let x: Vec<f64> = g.iter().map(|gi| -eta * gi).collect();
+        let mass = |zeta: f64| -> f64 { w_prev.iter().zip(&x).map(|(w, xi)| w * f.g(xi - zeta)).sum() };
+        // ζ must keep every argument in g's domain: x − ζ < 1 for Burg
+        let xmax = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let (mut lo, mut hi) = match f {
+            super::FDiv::Kl => (xmax - 60.0, xmax + 60.0),
+            super::FDiv::Burg => (xmax - 1.0, xmax - 1.0 + 1.0),
+        };
+        while mass(hi) > c {
+            hi = lo + 2.0 * (hi - lo);
+        }
+        if f == super::FDiv::Kl {
+            while mass(lo) < c {
+                lo -= 60.0;
+            }
+        }
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            // Burg: at ζ = lo the mass is +∞, so the bracket [lo, hi] always holds the root
+            if mass(mid) > c {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let zeta = 0.5 * (lo + hi);
+        Array2::from_shape_fn(w_prev.raw_dim(), |(i, j)| w_prev[[i, j]] * f.g(-zeta - eta * g[[i, j]]))
+    }
+
+    /// Eq. 18's objective: `⟨W − W_{t−1}, G⟩ + (1/η) Σ W_{t−1} f(W/W_{t−1})`.
+    pub fn objective_f_divergence(w: &Array2<f64>, w_prev: &Array2<f64>, g: &Array2<f64>, eta: f64, f: super::FDiv) -> f64 {
+        let d: f64 = w.iter().zip(w_prev.iter()).map(|(a, b)| b * f.f(a / b)).sum();
+        lin(w, w_prev, g) + d / eta
     }
 
     /// Softmax over each row (the project's slice for Memora, Eq. 27).
@@ -205,6 +273,40 @@ pub mod torch {
         let shape = z.size();
         let flat = z.flatten(-2, -1).softmax(-1, z.kind());
         flat.reshape(shape.as_slice()) * c
+    }
+
+    /// Eq. 18 batched over leading dimensions: ζ per matrix by bisection (fixed 200 halvings) in tensor ops.
+    pub fn f_divergence(w_prev: &Tensor, g: &Tensor, eta: &Tensor, c: f64, f: super::FDiv) -> Tensor {
+        let x = -(eta * g);
+        let gfun = |z: &Tensor| -> Tensor {
+            match f {
+                super::FDiv::Kl => (z - 1.0).exp(),
+                super::FDiv::Burg => (z.neg() + 1.0).reciprocal(),
+            }
+        };
+        let mass = |zeta: &Tensor| (w_prev * gfun(&(&x - zeta))).sum_dim_intlist(&[-2i64, -1][..], true, x.kind());
+        let xmax = x.amax(&[-2i64, -1][..], true);
+        let (mut lo, mut hi) = match f {
+            super::FDiv::Kl => (&xmax - 60.0, &xmax + 60.0),
+            super::FDiv::Burg => (&xmax - 1.0, xmax.shallow_clone()),
+        };
+        // widen the bracket until the mass at hi is below c (and, for KL, above c at lo)
+        for _ in 0..64 {
+            let over = mass(&hi).gt(c);
+            hi = (&hi + (&hi - &lo)).where_self(&over, &hi);
+            if f == super::FDiv::Kl {
+                let under = mass(&lo).lt(c);
+                lo = (&lo - 60.0).where_self(&under, &lo);
+            }
+        }
+        for _ in 0..200 {
+            let mid = (&lo + &hi) * 0.5;
+            let above = mass(&mid).gt(c);
+            lo = mid.where_self(&above, &lo);
+            hi = hi.where_self(&above, &mid);
+        }
+        let zeta = (&lo + &hi) * 0.5;
+        w_prev * gfun(&(-zeta - eta * g))
     }
 
     /// Variant 5 sigmoid example.
