@@ -27,6 +27,7 @@ fn miras_check(
         "miras_bias_l2",
         "miras_bias_lp",
         "miras_bias_l1",
+        "miras_bias_lp_smooth",
         "miras_bias_huber",
         "miras_bias_huber_norm",
         "miras_bias_l2_l1_switch",
@@ -88,7 +89,7 @@ fn axis_names_parse_from_yaml() {
     )
     .unwrap();
     assert_eq!(cfg, Config::linear(Bias::Lp { p: 3.0 }, Retention::Lq { q: 4.0, form: LqForm::Mirror }, Algorithm::Gd));
-    for s in ["{kind: dot-product, scale: 1}", "{kind: l2, scale: 0.5}", "{kind: l1}", "{kind: huber}", "{kind: huber-norm}", "{kind: l2-l1-switch}", "{kind: value-shift}"] {
+    for s in ["{kind: dot-product, scale: 1}", "{kind: l2, scale: 0.5}", "{kind: l1}", "{kind: lp-smooth, p: 3, kappa: 5, eps: 1e-6}", "{kind: huber}", "{kind: huber-norm}", "{kind: l2-l1-switch}", "{kind: value-shift}"] {
         serde_yaml::from_str::<Bias>(s).unwrap_or_else(|e| panic!("{s}: {e}"));
     }
     for s in ["{kind: none}", "{kind: l2-decayed}", "{kind: l2-local-global}", "{kind: elastic-net, beta: 2, alpha: 1}", "{kind: elastic-net-ftrl, alpha: 1}", "{kind: lq, q: 3, form: printed}", "{kind: kl}", "{kind: bregman-sigmoid}"] {

@@ -5,6 +5,9 @@
 //! * ℓ2 (§4–5): $$\ell = c\lVert e\rVert_2^2,\quad \nabla = 2c\,e k^\top$$
 //! * ℓ_p (Eqs. 10–11, 25 corrected): $$\ell = \lVert e\rVert_p^p,\quad \nabla = p\,(\mathrm{sign}(e)\odot|e|^{p-1})k^\top$$
 //! * ℓ1 (Eq. 12): $$\nabla = \mathrm{sign}(e) k^\top$$
+//! * smoothed ℓ_p (Remark 5, §5.4): $$\psi = p\,\tanh(\kappa e)\odot(e^2 + \epsilon)^{(p-1)/2}$$ — a surrogate
+//!   gradient with no loss behind it: the reference's `loss` is NaN for it, and tch's loss is `⟨stop_grad(ψ), e⟩`,
+//!   whose autograd gradient is ψ kᵀ by construction.
 //! * Huber per coordinate (Eqs. 13–14): $$\mathcal H_\delta(a) = \begin{cases}\tfrac12 a^2 & |a|\le\delta\\ \delta(|a| - \tfrac12\delta) & |a|>\delta\end{cases},\quad \psi_j = \begin{cases} e_j & |e_j|\le\delta\\ \delta\,\mathrm{sign}(e_j)\end{cases}$$
 //! * Huber of the norm (Eq. 15): $$\psi = e \text{ if } \lVert e\rVert\le\delta,\ \text{else } \delta\,e/\lVert e\rVert$$
 //! * ℓ2/ℓ1 switch (Eq. 16, Yaad): $$\psi = e \text{ if } \lVert e\rVert_2\le\delta,\ \text{else } \delta\,\mathrm{sign}(e)$$
@@ -49,6 +52,7 @@ pub mod reference {
             Bias::L2 { scale } => scale * n * n,
             Bias::Lp { p } => e.iter().map(|x| x.abs().powf(p)).sum(),
             Bias::L1 => e.iter().map(|x| x.abs()).sum(),
+            Bias::LpSmooth { .. } => f64::NAN,
             Bias::Huber => e
                 .iter()
                 .map(|&a| if a.abs() <= delta { 0.5 * a * a } else { delta * (a.abs() - 0.5 * delta) })
@@ -91,6 +95,7 @@ pub mod reference {
                 // d/da |a|^p = p sign(a) |a|^{p−1}
                 Bias::Lp { p } => p * sign(a) * a.abs().powf(p - 1.0),
                 Bias::L1 => sign(a),
+                Bias::LpSmooth { p, kappa, eps } => p * (kappa * a).tanh() * (a * a + eps).powf(0.5 * (p - 1.0)),
                 // H'(a) = a inside, δ sign(a) outside
                 Bias::Huber => {
                     if a.abs() <= delta {
@@ -156,6 +161,11 @@ pub mod torch {
             Bias::L2 { scale } => sq * scale,
             Bias::Lp { p } => sum_last(&e.abs().pow_tensor_scalar(p)),
             Bias::L1 => sum_last(&e.abs()),
+            // a surrogate: ⟨stop_grad(ψ), e⟩ has gradient ψ with respect to e
+            Bias::LpSmooth { p, kappa, eps } => {
+                let psi = (&e * kappa).tanh() * (e.square() + eps).pow_tensor_scalar(0.5 * (p - 1.0)) * p;
+                sum_last(&(psi.detach() * &e))
+            }
             Bias::Huber => {
                 let d = delta.unsqueeze(-1);
                 let a = e.abs();
@@ -194,6 +204,7 @@ pub mod torch {
             Bias::L2 { scale } => &e * (2.0 * scale),
             Bias::Lp { p } => e.sign() * e.abs().pow_tensor_scalar(p - 1.0) * p,
             Bias::L1 => e.sign(),
+            Bias::LpSmooth { p, kappa, eps } => (&e * kappa).tanh() * (e.square() + eps).pow_tensor_scalar(0.5 * (p - 1.0)) * p,
             Bias::Huber => e.where_self(&e.abs().le_tensor(&d), &(&d * e.sign())),
             Bias::HuberNorm => {
                 let n = n();

@@ -291,3 +291,33 @@ pub fn bias_value_shift(env: &CheckEnv) -> Result<Vec<Measurement>> {
     }
     Ok(out)
 }
+
+/// Remark 5: the smoothed ℓ_p step. Hand ψ kᵀ vs tch closed form vs tch autograd of the surrogate loss, and the
+/// limit κ → ∞, ε → 0 against the exact ℓ_p gradient (there is no loss, so no finite differences).
+pub fn bias_lp_smooth(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        for p in [1.5, 3.0] {
+            let mut r = Draw::new(seed + 3);
+            let w = round_to_kind(&r.normal(&[5, 7], 1.0), env.kind);
+            let k = round_to_kind(&r.normal(&[7], 1.0), env.kind);
+            let v = round_to_kind(&r.normal(&[5], 1.0), env.kind);
+            let (w2, k1, v1) = (to2(&w), to1(&k), to1(&v));
+            let t = |a: &Arr| to_tch(a, env.kind, env.device);
+            let dt = Tensor::from(0.0).to_kind(env.kind).to_device(env.device);
+            for (kappa, eps) in [(3.0, 1e-6), (10.0, 0.05)] {
+                let bias = Bias::LpSmooth { p, kappa, eps };
+                let hand = bias_ref::grad(bias, w2.view(), k1.view(), v1.view(), 0.0).into_dyn();
+                let closed = from_tch(&bias_torch::grad(bias, &t(&w), &t(&k), &t(&v), &dt))?;
+                let auto = from_tch(&bias_torch::grad_autograd(bias, &t(&w), &t(&k), &t(&v), &dt))?;
+                let tag = format!("p = {p}, κ = {kappa}, ε = {eps}, seed {seed}");
+                out.push(Measurement::compare(format!("torch closed form vs hand ({tag})"), &closed, &hand, tolerance::gradient_vs_reference(env.kind))?);
+                out.push(Measurement::compare(format!("torch autograd of ⟨sg(ψ), e⟩ vs hand ({tag})"), &auto, &hand, tolerance::gradient_vs_reference(env.kind))?);
+            }
+            let limit = bias_ref::grad(Bias::LpSmooth { p, kappa: 1e9, eps: 1e-300 }, w2.view(), k1.view(), v1.view(), 0.0).into_dyn();
+            let exact = bias_ref::grad(Bias::Lp { p }, w2.view(), k1.view(), v1.view(), 0.0).into_dyn();
+            out.push(Measurement::compare(format!("κ = 1e9, ε = 1e-300 vs exact ℓ_p gradient (p = {p}, seed {seed})"), &limit, &exact, tolerance::ALGEBRAIC_F64)?);
+        }
+    }
+    Ok(out)
+}

@@ -240,6 +240,7 @@ pub fn framework_combinations(env: &CheckEnv) -> Result<Vec<Measurement>> {
         Bias::L2 { scale: 0.5 },
         Bias::Lp { p: 3.0 },
         Bias::L1,
+        Bias::LpSmooth { p: 3.0, kappa: 5.0, eps: 1e-6 },
         Bias::Huber,
         Bias::HuberNorm,
         Bias::L2L1Switch,

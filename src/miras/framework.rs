@@ -17,6 +17,7 @@
 //! * memory: `{kind: linear}`, `{kind: mlp, depth: 2, expansion: 4}` (§5.3 residual form
 //!   `M(x) = x + LN(W_1 σ(W_2 x))`, [`crate::miras::mlp`]).
 //! * bias: `{kind: dot-product, scale: c}`, `{kind: l2, scale: c}`, `{kind: lp, p: 3}`, `{kind: l1}`,
+//!   `{kind: lp-smooth, p: 3, kappa: κ, eps: 1e-6}` (Remark 5),
 //!   `{kind: huber}` (coordinate-wise, Eqs. 13–14), `{kind: huber-norm}` (Eq. 15),
 //!   `{kind: l2-l1-switch}` (Eq. 16, Yaad), `{kind: value-shift}` (Eq. 17). Thresholds come from δ_t.
 //! * retention: `{kind: none}`, `{kind: l2-decayed}` (‖W − α W_{t−1}‖², Eqs. 8–9),
@@ -51,6 +52,9 @@ pub enum Bias {
     Lp { p: f64 },
     /// `ℓ = ‖e‖_1` (Eq. 12); gradient `sign(e) kᵀ`.
     L1,
+    /// Remark 5 / §5.4 smoothed ℓ_p step: `ψ = p tanh(κ e) ⊙ (e² + ε)^{(p−1)/2}` (sign ≈ tanh(κ·),
+    /// |x| ≈ √(x² + ε)); a surrogate gradient, not the gradient of a loss.
+    LpSmooth { p: f64, kappa: f64, eps: f64 },
     /// `ℓ = Σ_j H_δ(e_j)` (Huber approach 1, Eqs. 13–14).
     Huber,
     /// `ℓ = H_δ(‖e‖₂)` (Huber approach 2, Eq. 15).

@@ -41,6 +41,11 @@ pub fn checks() -> Vec<Check> {
             run: checks::bias_lp,
         },
         Check {
+            name: "miras_bias_lp_smooth",
+            summary: "Remark 5: smoothed ℓ_p step p tanh(κe)(e²+ε)^((p−1)/2) kᵀ: hand vs tch closed form vs autograd of the surrogate; κ→∞, ε→0 limit = exact ℓ_p",
+            run: checks::bias_lp_smooth,
+        },
+        Check {
             name: "miras_bias_l1",
             summary: "Eq. 12: ℓ1 bias: hand gradient sign(e)kᵀ vs autograd vs closed form vs FD",
             run: checks::bias_l1,
