@@ -107,6 +107,25 @@ fn one_call_equals_two_chained_calls(#[case] kind: ModelKind, #[case] persistent
 }
 
 #[test]
+fn chunkwise_memory_with_chunk_one_equals_sequential_and_chunks_change_the_model() {
+    // chunk_size = 1 in the model goes through the sequential rule; C > 1 through Eqs. 16–18
+    let mut s = spec(ModelKind::Lmm, 2);
+    let x = tokens(2, 13, 21);
+    let run = |s: &ModelSpec| {
+        tch::manual_seed(22);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = TitansLm::new(&vs.root(), s, VOCAB);
+        tch::no_grad(|| m.forward(&x))
+    };
+    let sequential = run(&s);
+    s.memory.chunk_size = 4;
+    let chunked = run(&s);
+    let diff = (&sequential - &chunked).abs().max().double_value(&[]);
+    assert!(diff > 1e-4, "chunk size 4 should be a different model (diff {diff})");
+    assert_eq!(chunked.size(), sequential.size());
+}
+
+#[test]
 fn mag_and_mal_refuse_state_carry_clearly() {
     for kind in [ModelKind::Mag, ModelKind::Mal] {
         let (_vs, m) = model(kind, 0, 13);

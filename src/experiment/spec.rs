@@ -218,6 +218,12 @@ pub struct MemorySpec {
     /// kernel of the short causal depthwise convolution on q, k, v (§4.4); 0 = "w/o convolution"
     #[serde(default = "d_conv")]
     pub conv_kernel: usize,
+    /// 1 = the sequential rule (Eqs. 12–15); C > 1 = chunkwise training (Eqs. 16–18)
+    #[serde(default = "d_chunk")]
+    pub chunk_size: usize,
+}
+fn d_chunk() -> usize {
+    1
 }
 fn d_conv() -> usize {
     4
@@ -231,7 +237,7 @@ fn d_max_lr() -> f64 {
 
 impl Default for MemorySpec {
     fn default() -> Self {
-        Self { kind: MemoryKind::Linear, momentum: true, forgetting: true, max_lr: d_max_lr(), read: ReadMode::AfterWrite, conv_kernel: d_conv() }
+        Self { kind: MemoryKind::Linear, momentum: true, forgetting: true, max_lr: d_max_lr(), read: ReadMode::AfterWrite, conv_kernel: d_conv(), chunk_size: d_chunk() }
     }
 }
 
@@ -527,6 +533,9 @@ impl Study {
         }
         if m.window == 0 {
             return Err(f("model.window", "must be at least 1"));
+        }
+        if m.memory.chunk_size == 0 {
+            return Err(f("model.memory.chunk_size", "must be at least 1 (1 = sequential)"));
         }
         if !(m.memory.max_lr.is_finite() && m.memory.max_lr > 0.0) {
             return Err(f("model.memory.max_lr", "must be a positive number"));

@@ -147,10 +147,15 @@ pub mod torch {
 
     /// Eq. 2: causal softmax attention with optional sliding window and always-visible prefix.
     pub fn softmax_attention(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, mask: Mask) -> Tensor {
-        let t = q.size()[2];
+        let vis = visibility(q.size()[2], mask, q.device());
+        softmax_attention_visible(q, k, v, scale, &vis)
+    }
+
+    /// Eq. 2 under an explicit boolean visibility matrix `[T_q, T_k]` (true = may attend); the models use it
+    /// for masks that [`Mask`] does not describe (MAC's queries over `p ‖ h ‖ S`).
+    pub fn softmax_attention_visible(q: &Tensor, k: &Tensor, v: &Tensor, scale: f64, visible: &Tensor) -> Tensor {
         let scores = q.matmul(&k.transpose(-1, -2)) * scale;
-        let vis = visibility(t, mask, q.device());
-        let scores = scores.masked_fill(&vis.logical_not(), f64::NEG_INFINITY);
+        let scores = scores.masked_fill(&visible.logical_not(), f64::NEG_INFINITY);
         scores.softmax(-1, q.kind()).matmul(v)
     }
 

@@ -2,7 +2,7 @@
 //! masks of Eqs. 23, 27 and 31), the feed-forward layer, and l2 normalisation.
 
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Row-wise ℓ2 normalisation along the last axis (Titans §4.4, for q and k).
 pub fn l2_normalize(x: &Tensor) -> Tensor {
@@ -22,15 +22,11 @@ pub fn merge_heads(x: &Tensor) -> Tensor {
     x.transpose(1, 2).contiguous().view([b, t, h * d])
 }
 
-/// Causal sliding-window mask `[T, T]` (true = may attend): `j ≤ i` and (`i − j < window` or `j < prefix`).
-/// The first `prefix` positions (persistent tokens) stay visible to every later position (Eq. 27's SW-Attn*).
+/// Causal sliding-window visibility `[T, T]` with the first `prefix` positions (persistent tokens) always
+/// visible (Eq. 27's SW-Attn*), from the attention module.
 pub fn sliding_window_mask(t: i64, window: i64, prefix: i64, device: tch::Device) -> Tensor {
-    let i = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(1);
-    let j = Tensor::arange(t, (Kind::Int64, device)).unsqueeze(0);
-    let causal = j.le_tensor(&i);
-    let near = (&i - &j).lt(window);
-    let pinned = j.lt(prefix);
-    causal.logical_and(&near.logical_or(&pinned))
+    let mask = crate::titans::attention::Mask { window: Some(window as usize), prefix: prefix as usize };
+    crate::titans::attention::torch::visibility(t, mask, device)
 }
 
 /// Multi-head softmax attention (Eq. 2) with separate query and key/value sequences and an explicit mask.
@@ -62,9 +58,7 @@ impl Attention {
         let v = split_heads(&self.wv.forward(x_kv), self.heads);
         let d = q.size()[3] as f64;
         // Eq. 2: softmax(Q Kᵀ / √d) V over the allowed positions
-        let scores = q.matmul(&k.transpose(-2, -1)) / d.sqrt();
-        let scores = scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY);
-        let out = scores.softmax(-1, scores.kind()).matmul(&v);
+        let out = crate::titans::attention::torch::softmax_attention_visible(&q, &k, &v, 1.0 / d.sqrt(), mask);
         self.wo.forward(&merge_heads(&out))
     }
 }

@@ -11,6 +11,8 @@
 //!   one scalar per head and token, biases initialised to −4 (α ≈ 0.02), 0 (η = 0.5) and 0 (θ = max_lr/2).
 //!   `momentum: false` pins η = 0 ("w/o momentum"), `forgetting: false` pins α = 0 ("w/o weight decay").
 //! * `M_0 = 0`, `S_0 = 0` (not learned); the loss scale is Eq. 12's c = 1.
+//! * `chunk_size` 1 runs the sequential rule; C > 1 the chunkwise form (Eqs. 16–18, gradients at each chunk's
+//!   start): a different, faster model, as the paper trains it.
 
 use super::blocks::{l2_normalize, merge_heads, split_heads};
 use crate::experiment::spec::MemorySpec;
@@ -173,7 +175,13 @@ impl MemoryLayer {
         let d = self.head_dim(dim);
         let st = state.unwrap_or_else(|| MemoryState::zeros(b, self.heads, d, x.kind(), x.device()));
         let p = self.project(x, st.tail.as_ref());
-        let o = lm::forward(&p.k, &p.v, &p.q, &p.alpha, &p.eta, &p.theta, &st.m, &st.s, 1.0, read);
+        // Eqs. 12–15 token by token, or Eqs. 16–18 with gradients frozen at each chunk's start
+        let o = match self.spec.chunk_size {
+            0 | 1 => lm::forward(&p.k, &p.v, &p.q, &p.alpha, &p.eta, &p.theta, &st.m, &st.s, 1.0, read),
+            c => crate::titans::chunkwise::torch::linear_forward(
+                &p.k, &p.v, &p.q, &p.alpha, &p.eta, &p.theta, &st.m, &st.s, c, 1.0, read,
+            ),
+        };
         let tail = self.next_tail(x, st.tail.as_ref());
         (self.wo.forward(&merge_heads(&o.y)), MemoryState { m: o.m_final, s: o.s_final, tail, read_tail: st.read_tail })
     }
