@@ -83,4 +83,3 @@ pub fn finite_difference<D: ndarray::Dimension>(
     }
     g
 }
-

@@ -163,7 +163,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Eval { rule, list, describe, inputs, out, implementation, device, dtype, params } => {
             if list {
                 for r in eval::all_rules() {
-                    println!("{:28} {}", r.name, r.summary);
+                    println!("{:32} {}", r.name, r.summary);
                 }
                 return Ok(0);
             }
@@ -184,7 +184,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Run { files, scale, sets, device, out, fresh, quiet, stop_after } => {
             let mut any_failed = false;
             for file in files {
-                let opts = RunOptions { scale: scale.clone(), sets: sets.clone(), out: out.clone(), quiet, fresh, stop_after, device: device.clone() };
+                let opts = RunOptions {
+                    scale: scale.clone(),
+                    sets: sets.clone(),
+                    out: out.clone(),
+                    quiet,
+                    fresh,
+                    stop_after,
+                    device: device.clone(),
+                };
                 let o = run_study(&file, &opts)?;
                 println!("{}: report in {}", file.display(), o.dir.join("report.md").display());
                 for f in &o.failed {

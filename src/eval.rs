@@ -84,10 +84,7 @@ pub fn find_rule(name: &str) -> Result<Rule> {
     let rules = all_rules();
     let names: Vec<&str> = rules.iter().map(|r| r.name).collect();
     let known = names.join(", ");
-    rules
-        .into_iter()
-        .find(|r| r.name == name)
-        .with_context(|| format!("unknown rule `{name}` (known rules: {known})"))
+    rules.into_iter().find(|r| r.name == name).with_context(|| format!("unknown rule `{name}` (known rules: {known})"))
 }
 
 fn shape_text(dims: &[&str]) -> String {
@@ -138,7 +135,13 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
         };
         let got: Vec<i64> = t.size();
         if got.len() != spec.dims.len() {
-            bail!("tensor `{}` has shape {:?}; expected {} (rank {})", spec.name, got, shape_text(spec.dims), spec.dims.len());
+            bail!(
+                "tensor `{}` has shape {:?}; expected {} (rank {})",
+                spec.name,
+                got,
+                shape_text(spec.dims),
+                spec.dims.len()
+            );
         }
         for (d, (&sym, &n)) in spec.dims.iter().zip(got.iter()).enumerate() {
             let n = n as usize;
@@ -164,7 +167,8 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
         }
         arrays.insert(spec.name.to_string(), Arr::zeros(shape));
     }
-    let mut values: BTreeMap<String, String> = rule.params.iter().map(|p| (p.name.to_string(), p.default.to_string())).collect();
+    let mut values: BTreeMap<String, String> =
+        rule.params.iter().map(|p| (p.name.to_string(), p.default.to_string())).collect();
     for (k, v) in params {
         if !values.contains_key(k) {
             let known: Vec<&str> = rule.params.iter().map(|p| p.name).collect();
@@ -200,12 +204,8 @@ pub fn run_file(
         .map_err(|e| anyhow::anyhow!("{}: not a readable safetensors file: {e}", inputs.display()))?;
     let ri = validate(rule, tensors, params)?;
     let outs = (rule.run)(&ri, imp, device, kind)?;
-    let named: Vec<(String, Tensor)> = rule
-        .outputs
-        .iter()
-        .zip(outs.iter())
-        .map(|(s, a)| (s.name.to_string(), to_tch(a, kind, Device::Cpu)))
-        .collect();
+    let named: Vec<(String, Tensor)> =
+        rule.outputs.iter().zip(outs.iter()).map(|(s, a)| (s.name.to_string(), to_tch(a, kind, Device::Cpu))).collect();
     if let Some(dir) = out.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)?;

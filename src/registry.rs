@@ -184,9 +184,12 @@ pub fn resolve_code_path(src: &Path, path: &str) -> std::result::Result<(), Stri
                     }
                 }
                 let item = item[0];
-                let found = ["fn", "struct", "enum", "const", "type"]
-                    .iter()
-                    .any(|kw| text.contains(&format!("{kw} {item}(")) || text.contains(&format!("{kw} {item} ")) || text.contains(&format!("{kw} {item}<")) || text.contains(&format!("{kw} {item}:")));
+                let found = ["fn", "struct", "enum", "const", "type"].iter().any(|kw| {
+                    text.contains(&format!("{kw} {item}("))
+                        || text.contains(&format!("{kw} {item} "))
+                        || text.contains(&format!("{kw} {item}<"))
+                        || text.contains(&format!("{kw} {item}:"))
+                });
                 return if found { Ok(()) } else { Err(format!("no item `{item}` in {}", file.display())) };
             }
         }

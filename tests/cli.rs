@@ -42,7 +42,9 @@ fn verify_prints_a_table_and_writes_a_report() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().to_str().unwrap();
     for dtype in ["f64", "f32"] {
-        let o = repro(&["verify", "--paper", "titans", "--device", "cpu", "--dtype", dtype, "--seeds", "1", "-q", "--out", out]);
+        let o = repro(&[
+            "verify", "--paper", "titans", "--device", "cpu", "--dtype", dtype, "--seeds", "1", "-q", "--out", out,
+        ]);
         let t = text(&o);
         assert!(o.status.success(), "{t}");
         assert!(t.contains("equation") && t.contains("rel_rmse") && t.contains("titans_linear_memory"), "{t}");
@@ -82,8 +84,18 @@ fn eval_round_trips_both_implementations() {
     for imp in ["reference", "torch"] {
         let out = dir.path().join(format!("{imp}.safetensors"));
         let o = repro(&[
-            "eval", "titans.linear_memory", "--inputs", inputs.to_str().unwrap(), "--out", out.to_str().unwrap(),
-            "--impl", imp, "--param", "loss_scale=0.5", "--param", "read=before-write",
+            "eval",
+            "titans.linear_memory",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--impl",
+            imp,
+            "--param",
+            "loss_scale=0.5",
+            "--param",
+            "read=before-write",
         ]);
         assert!(o.status.success(), "{}", text(&o));
         let got = read_outputs(&out);
@@ -97,7 +109,14 @@ fn eval_round_trips_both_implementations() {
     let f32_inputs = dir.path().join("in32.safetensors");
     write_inputs(&f32_inputs, &d, Kind::Float, &["m0", "s0"]);
     let out = dir.path().join("zero-state.safetensors");
-    let o = repro(&["eval", "titans.linear_memory", "--inputs", f32_inputs.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = repro(&[
+        "eval",
+        "titans.linear_memory",
+        "--inputs",
+        f32_inputs.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", text(&o));
 }
 
@@ -112,29 +131,51 @@ fn eval_rejects_bad_inputs_with_one_line() {
     bad.theta = repro::tensor::Draw::new(1).uniform(&[1, 2, 6], 0.0, 0.1);
     let p = dir.path().join("bad.safetensors");
     write_inputs(&p, &bad, Kind::Double, &[]);
-    assert_clean_error(&repro(&["eval", "titans.linear_memory", "--inputs", p.to_str().unwrap(), "--out", out]), "tensor `theta`");
+    assert_clean_error(
+        &repro(&["eval", "titans.linear_memory", "--inputs", p.to_str().unwrap(), "--out", out]),
+        "tensor `theta`",
+    );
     // missing tensor
     let p2 = dir.path().join("missing.safetensors");
     write_inputs(&p2, &d, Kind::Double, &["q"]);
-    assert_clean_error(&repro(&["eval", "titans.linear_memory", "--inputs", p2.to_str().unwrap(), "--out", out]), "missing tensor `q`");
+    assert_clean_error(
+        &repro(&["eval", "titans.linear_memory", "--inputs", p2.to_str().unwrap(), "--out", out]),
+        "missing tensor `q`",
+    );
     // integer dtype
     let p3 = dir.path().join("int.safetensors");
-    let mut named: Vec<(String, Tensor)> = d.all().iter().map(|(n, a)| (n.to_string(), to_tch(a, Kind::Double, Device::Cpu))).collect();
+    let mut named: Vec<(String, Tensor)> =
+        d.all().iter().map(|(n, a)| (n.to_string(), to_tch(a, Kind::Double, Device::Cpu))).collect();
     named[0].1 = named[0].1.to_kind(Kind::Int64);
     Tensor::write_safetensors(&named, &p3).unwrap();
-    assert_clean_error(&repro(&["eval", "titans.linear_memory", "--inputs", p3.to_str().unwrap(), "--out", out]), "dtype");
+    assert_clean_error(
+        &repro(&["eval", "titans.linear_memory", "--inputs", p3.to_str().unwrap(), "--out", out]),
+        "dtype",
+    );
     // a missing file, an unknown rule, an unknown parameter, a non-numeric parameter
-    assert_clean_error(&repro(&["eval", "titans.linear_memory", "--inputs", "/nonexistent.safetensors", "--out", out]), "does not exist");
+    assert_clean_error(
+        &repro(&["eval", "titans.linear_memory", "--inputs", "/nonexistent.safetensors", "--out", out]),
+        "does not exist",
+    );
     assert_clean_error(&repro(&["eval", "titans.nope", "--describe"]), "unknown rule `titans.nope`");
     let good = dir.path().join("good.safetensors");
     write_inputs(&good, &d, Kind::Double, &[]);
     let g = good.to_str().unwrap();
-    assert_clean_error(&repro(&["eval", "titans.linear_memory", "--inputs", g, "--out", out, "--param", "lr=1"]), "unknown parameter `lr`");
-    assert_clean_error(&repro(&["eval", "titans.linear_memory", "--inputs", g, "--out", out, "--param", "loss_scale=abc"]), "not a number");
+    assert_clean_error(
+        &repro(&["eval", "titans.linear_memory", "--inputs", g, "--out", out, "--param", "lr=1"]),
+        "unknown parameter `lr`",
+    );
+    assert_clean_error(
+        &repro(&["eval", "titans.linear_memory", "--inputs", g, "--out", out, "--param", "loss_scale=abc"]),
+        "not a number",
+    );
     // not a safetensors file
     let junk = dir.path().join("junk.safetensors");
     std::fs::write(&junk, b"hello").unwrap();
-    assert_clean_error(&repro(&["eval", "titans.linear_memory", "--inputs", junk.to_str().unwrap(), "--out", out]), "safetensors");
+    assert_clean_error(
+        &repro(&["eval", "titans.linear_memory", "--inputs", junk.to_str().unwrap(), "--out", out]),
+        "safetensors",
+    );
 }
 
 #[test]

@@ -50,7 +50,15 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 }
 
 fn opts(out: &Path) -> RunOptions {
-    RunOptions { scale: "tiny".into(), sets: vec![], out: out.to_path_buf(), quiet: true, fresh: false, stop_after: None, device: None }
+    RunOptions {
+        scale: "tiny".into(),
+        sets: vec![],
+        out: out.to_path_buf(),
+        quiet: true,
+        fresh: false,
+        stop_after: None,
+        device: None,
+    }
 }
 
 #[test]
@@ -92,7 +100,10 @@ fn micro_study_runs_end_to_end() {
 #[test]
 fn interrupted_run_resumes_to_the_uninterrupted_result() {
     let tmp = tempfile::tempdir().unwrap();
-    let one_row = MICRO.replace("  - name: MAC\n    set: { model.kind: mac }\n", "").replace("values: { LMM: 92.68, MAC: 97.95 }", "values: { LMM: 92.68 }").replace("seeds: [0, 1]", "seeds: [3]");
+    let one_row = MICRO
+        .replace("  - name: MAC\n    set: { model.kind: mac }\n", "")
+        .replace("values: { LMM: 92.68, MAC: 97.95 }", "values: { LMM: 92.68 }")
+        .replace("seeds: [0, 1]", "seeds: [3]");
     let file = write(tmp.path(), "micro.yaml", &one_row);
     let straight = tmp.path().join("straight");
     run_study(&file, &opts(&straight)).unwrap();
@@ -120,11 +131,17 @@ fn load_err(text: &str, sets: &[&str]) -> String {
 #[test]
 fn config_errors_name_file_line_field_and_suggest() {
     let e = load_err(&MICRO.replace("  lr: 0.01", "  lerning_rate: 0.01"), &[]);
-    assert!(e.contains("bad.yaml:") && e.contains("lerning_rate") && e.contains("line") || e.contains("bad.yaml:2"), "{e}");
+    assert!(
+        e.contains("bad.yaml:") && e.contains("lerning_rate") && e.contains("line") || e.contains("bad.yaml:2"),
+        "{e}"
+    );
     let e = load_err(&MICRO.replace("  kind: lmm", "  kind: lmn"), &[]);
     assert!(e.contains("bad.yaml:") && e.contains("lmn") && e.contains("did you mean `lmm`"), "{e}");
     let e = load_err(&MICRO.replace("  lr: 0.01", "  lr: -0.01"), &[]);
-    assert!(e.contains("bad.yaml:23") && e.contains("training.lr") && !e.contains("row") && e.contains("positive"), "{e}");
+    assert!(
+        e.contains("bad.yaml:23") && e.contains("training.lr") && !e.contains("row") && e.contains("positive"),
+        "{e}"
+    );
     let e = load_err(&MICRO.replace("  segment_len: 4", "  segment_len: 0"), &[]);
     assert!(e.contains("bad.yaml:19") && e.contains("model.segment_len"), "{e}");
     let e = load_err(&MICRO.replace("{ model.kind: mac }", "{ model.memory.momentun: false }"), &[]);
@@ -141,7 +158,10 @@ fn config_errors_name_file_line_field_and_suggest() {
 fn a_nan_stops_the_row_and_keeps_what_was_written() {
     let tmp = tempfile::tempdir().unwrap();
     // an absurd learning rate blows the loss up; the row is marked failed, the study goes on
-    let text = MICRO.replace("  lr: 0.01", "  lr: 1.0e30").replace("  clip: 1.0\n", "").replace("  warmup: 2", "  warmup: 0\n  clip: 0");
+    let text = MICRO
+        .replace("  lr: 0.01", "  lr: 1.0e30")
+        .replace("  clip: 1.0\n", "")
+        .replace("  warmup: 2", "  warmup: 0\n  clip: 0");
     let file = write(tmp.path(), "nan.yaml", &text);
     let out = tmp.path().join("r");
     let o = run_study(&file, &opts(&out)).unwrap();
@@ -177,10 +197,16 @@ fn every_task_kind_trains_a_few_steps() {
     for name in ["quickstart", "niah", "capacity", "titans_table5"] {
         let file = dir.join(format!("{name}.yaml"));
         let mut o = opts(&tmp.path().join(name));
-        o.sets = ["training.steps=2", "seeds=[0]", "evaluation.batches=1", "evaluation.batch_size=2", "training.batch_size=2"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        o.sets = [
+            "training.steps=2",
+            "seeds=[0]",
+            "evaluation.batches=1",
+            "evaluation.batch_size=2",
+            "training.batch_size=2",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         if name == "titans_table5" && !repro::experiment::tasks::corpus_path().exists() {
             // the corpus comes from scripts/setup.sh, which the README's test command runs first
             let err = format!("{:#}", run_study(&file, &o).err().expect("no corpus"));
@@ -197,9 +223,15 @@ fn every_task_kind_trains_a_few_steps() {
 fn selective_copy_and_mag_mal_train() {
     let tmp = tempfile::tempdir().unwrap();
     let text = MICRO
-        .replace("  kind: mqar\n  vocab: 16\n  seq_len: 12\n  num_pairs: 3\n", "  kind: selective-copy\n  vocab: 12\n  seq_len: 14\n  num_tokens: 3\n")
+        .replace(
+            "  kind: mqar\n  vocab: 16\n  seq_len: 12\n  num_pairs: 3\n",
+            "  kind: selective-copy\n  vocab: 12\n  seq_len: 14\n  num_tokens: 3\n",
+        )
         .replace("values: { LMM: 92.68, MAC: 97.95 }", "values: { LMM: 1.0 }")
-        .replace("  - name: MAC\n    set: { model.kind: mac }\n", "  - name: MAG\n    set: { model.kind: mag }\n  - name: MAL\n    set: { model.kind: mal }\n")
+        .replace(
+            "  - name: MAC\n    set: { model.kind: mac }\n",
+            "  - name: MAG\n    set: { model.kind: mag }\n  - name: MAL\n    set: { model.kind: mal }\n",
+        )
         .replace("seeds: [0, 1]", "seeds: [0]");
     let file = write(tmp.path(), "sc.yaml", &text);
     let o = run_study(&file, &opts(&tmp.path().join("r"))).unwrap();

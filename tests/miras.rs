@@ -14,7 +14,12 @@ fn run(name: &str, kind: Kind) {
     let failed: Vec<String> = ms
         .iter()
         .filter(|m| !m.pass())
-        .map(|m| format!("{}: rel_rmse {:.3e} > {:.1e} (max_abs {:.3e})", m.quantity, m.errors.rel_rmse, m.tolerance, m.errors.max_abs))
+        .map(|m| {
+            format!(
+                "{}: rel_rmse {:.3e} > {:.1e} (max_abs {:.3e})",
+                m.quantity, m.errors.rel_rmse, m.tolerance, m.errors.max_abs
+            )
+        })
         .collect();
     assert!(failed.is_empty(), "{name} at {kind:?}:\n{}", failed.join("\n"));
 }
@@ -77,7 +82,8 @@ fn every_miras_check_is_in_this_file() {
 fn miras_registry_agrees_with_code() {
     let papers = repro::registry::load_all().unwrap();
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let problems: Vec<String> = repro::registry::problems(&papers, Some(&src)).into_iter().filter(|p| p.contains("miras")).collect();
+    let problems: Vec<String> =
+        repro::registry::problems(&papers, Some(&src)).into_iter().filter(|p| p.contains("miras")).collect();
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
@@ -89,16 +95,37 @@ fn axis_names_parse_from_yaml() {
     )
     .unwrap();
     assert_eq!(cfg, Config::linear(Bias::Lp { p: 3.0 }, Retention::Lq { q: 4.0, form: LqForm::Mirror }, Algorithm::Gd));
-    for s in ["{kind: dot-product, scale: 1}", "{kind: l2, scale: 0.5}", "{kind: l1}", "{kind: lp-smooth, p: 3, kappa: 5, eps: 1e-6}", "{kind: huber}", "{kind: huber-norm}", "{kind: l2-l1-switch}", "{kind: value-shift}"] {
+    for s in [
+        "{kind: dot-product, scale: 1}",
+        "{kind: l2, scale: 0.5}",
+        "{kind: l1}",
+        "{kind: lp-smooth, p: 3, kappa: 5, eps: 1e-6}",
+        "{kind: huber}",
+        "{kind: huber-norm}",
+        "{kind: l2-l1-switch}",
+        "{kind: value-shift}",
+    ] {
         serde_yaml::from_str::<Bias>(s).unwrap_or_else(|e| panic!("{s}: {e}"));
     }
-    for s in ["{kind: none}", "{kind: l2-decayed}", "{kind: l2-local-global}", "{kind: elastic-net, beta: 2, alpha: 1}", "{kind: elastic-net-ftrl, alpha: 1}", "{kind: lq, q: 3, form: printed}", "{kind: kl}", "{kind: bregman-sigmoid}"] {
+    for s in [
+        "{kind: none}",
+        "{kind: l2-decayed}",
+        "{kind: l2-local-global}",
+        "{kind: elastic-net, beta: 2, alpha: 1}",
+        "{kind: elastic-net-ftrl, alpha: 1}",
+        "{kind: lq, q: 3, form: printed}",
+        "{kind: kl}",
+        "{kind: bregman-sigmoid}",
+    ] {
         serde_yaml::from_str::<Retention>(s).unwrap_or_else(|e| panic!("{s}: {e}"));
     }
     for s in ["{kind: gd}", "{kind: momentum}", "{kind: implicit-gd}"] {
         serde_yaml::from_str::<Algorithm>(s).unwrap_or_else(|e| panic!("{s}: {e}"));
     }
-    assert_eq!(serde_yaml::from_str::<Memory>("{kind: mlp, depth: 2, expansion: 4}").unwrap(), Memory::Mlp { depth: 2, expansion: 4 });
+    assert_eq!(
+        serde_yaml::from_str::<Memory>("{kind: mlp, depth: 2, expansion: 4}").unwrap(),
+        Memory::Mlp { depth: 2, expansion: 4 }
+    );
     assert!(serde_yaml::from_str::<Bias>("{kind: l3}").is_err());
     for p in repro::miras::presets::Preset::ALL {
         assert_eq!(repro::miras::presets::Preset::parse(p.name()).unwrap(), p);
@@ -188,7 +215,20 @@ fn eval_rule_runs(#[case] name: &str, #[case] params: &[(&str, &str)]) {
     let mut d = Draw::new(7);
     let mut tensors = vec![];
     for spec in rule.inputs {
-        let shape: Vec<usize> = spec.dims.iter().map(|s| match *s { "B" => b, "H" => h, "T" => t, "d_k" => dk, "d_v" => dv, "d" => dk, "hidden" => 4 * dk, o => panic!("{o}") }).collect();
+        let shape: Vec<usize> = spec
+            .dims
+            .iter()
+            .map(|s| match *s {
+                "B" => b,
+                "H" => h,
+                "T" => t,
+                "d_k" => dk,
+                "d_v" => dv,
+                "d" => dk,
+                "hidden" => 4 * dk,
+                o => panic!("{o}"),
+            })
+            .collect();
         let a = match spec.name {
             "k" | "q" => d.unit_rows(&shape),
             "v" => d.normal(&shape, 1.0),

@@ -48,7 +48,9 @@ fn a_missing_check_is_reported() {
 
 #[test]
 fn a_verified_entry_without_check_or_code_is_reported() {
-    let yaml = format!("{HEADER}equations:\n  - id: demo.2\n    number: '2'\n    latex: x\n    meaning: m\n    status: verified\n");
+    let yaml = format!(
+        "{HEADER}equations:\n  - id: demo.2\n    number: '2'\n    latex: x\n    meaning: m\n    status: verified\n"
+    );
     let p = parse_paper("demo.yaml", &yaml).unwrap();
     let found = problems(&[p], None);
     assert!(found.iter().any(|l| l.contains("demo.2") && l.contains("no check")), "{found:?}");
@@ -70,10 +72,14 @@ fn a_code_path_that_does_not_resolve_is_reported() {
 
 #[test]
 fn unknown_fields_and_todo_without_reason_are_errors() {
-    let typo = format!("{HEADER}equations:\n  - id: demo.4\n    number: '4'\n    latex: x\n    meaning: m\n    stauts: todo\n");
+    let typo = format!(
+        "{HEADER}equations:\n  - id: demo.4\n    number: '4'\n    latex: x\n    meaning: m\n    stauts: todo\n"
+    );
     let err = format!("{:#}", parse_paper("demo.yaml", &typo).unwrap_err());
     assert!(err.contains("demo.yaml") && err.contains("stauts") && err.contains("line"), "{err}");
-    let no_reason = format!("{HEADER}equations:\n  - id: demo.5\n    number: '5'\n    latex: x\n    meaning: m\n    status: todo\n");
+    let no_reason = format!(
+        "{HEADER}equations:\n  - id: demo.5\n    number: '5'\n    latex: x\n    meaning: m\n    status: todo\n"
+    );
     let p = parse_paper("demo.yaml", &no_reason).unwrap();
     assert!(problems(&[p], None).iter().any(|l| l.contains("demo.5") && l.contains("reason")));
 }

@@ -39,8 +39,16 @@ fn row(name: &str, overrides: &[(&str, &str)], runs: Vec<RunData>) -> RowSummary
 
 fn study(plots: Vec<PlotKind>) -> StudySummary {
     let rows = vec![
-        row("titans-mal", &[("model.variant", "mal")], vec![run(0, Some(0.80), "done", 1.0), run(1, Some(0.90), "done", 1.0)]),
-        row("titans-mac", &[("model.variant", "mac")], vec![run(0, Some(0.70), "done", 1.3), run(1, Some(0.74), "done", 1.3)]),
+        row(
+            "titans-mal",
+            &[("model.variant", "mal")],
+            vec![run(0, Some(0.80), "done", 1.0), run(1, Some(0.90), "done", 1.0)],
+        ),
+        row(
+            "titans-mac",
+            &[("model.variant", "mac")],
+            vec![run(0, Some(0.70), "done", 1.3), run(1, Some(0.74), "done", 1.3)],
+        ),
         row(
             "no-memory",
             &[("model.memory", "none"), ("train.lr", "0.001")],
@@ -128,7 +136,10 @@ fn writes_report_and_plots() {
     assert!(md.contains("Needle-in-a-haystack accuracy of the Titans variants"));
     assert!(md.contains("scale: `tiny`") && md.contains("device: `cpu`"));
     // table rows: mean ± sample std over finished seeds
-    assert!(md.contains("| titans-mal | 0.8500 ± 0.07071 (2 seeds) | 95.00 | s0: 0.8000, s1: 0.9000 | done (2/2) |"), "{md}");
+    assert!(
+        md.contains("| titans-mal | 0.8500 ± 0.07071 (2 seeds) | 95.00 | s0: 0.8000, s1: 0.9000 | done (2/2) |"),
+        "{md}"
+    );
     assert!(md.contains("| titans-mac | 0.7200 ± 0.02828 (2 seeds) | 97.00 |"), "{md}");
     assert!(md.contains("| lmm-deep | 0.6100 ± 0.01414 (2 seeds) | — |"), "{md}");
     // the failed run is shown, and the row's statistics use the finished run only
@@ -154,7 +165,10 @@ fn writes_report_and_plots() {
     // overrides and configuration
     assert!(md.contains("- **no-memory**: `model.memory: none`, `train.lr: 0.001`"));
     assert!(md.contains("- **lmm-deep**: base configuration"));
-    assert!(md.contains("```yaml\nmodel:\n  dim: 64\n  variant: mac\ntrain:\n  lr: 0.0003\n  steps: 5000\n```"), "{md}");
+    assert!(
+        md.contains("```yaml\nmodel:\n  dim: 64\n  variant: mac\ntrain:\n  lr: 0.0003\n  steps: 5000\n```"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -207,7 +221,10 @@ fn recall_vs_pairs_is_drawn_with_data() {
     s.paper_reference = None;
     let tmp = tempfile::tempdir().unwrap();
     let written = write_report(tmp.path(), &s).unwrap();
-    assert_eq!(written, vec![tmp.path().join("recall_vs_pairs.png"), tmp.path().join("final_metric.png"), tmp.path().join("report.md")]);
+    assert_eq!(
+        written,
+        vec![tmp.path().join("recall_vs_pairs.png"), tmp.path().join("final_metric.png"), tmp.path().join("report.md")]
+    );
     check_png(&written[0]);
     check_png(&written[1]);
     let md = std::fs::read_to_string(&written[2]).unwrap();

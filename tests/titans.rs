@@ -59,7 +59,9 @@ fn seeded_run_snapshot() {
     let rows = repro::verify::run(&[repro::registry::load("titans").unwrap()], &env, None, true).unwrap();
     let table: Vec<String> = rows
         .iter()
-        .map(|r| format!("{} [{}]: {} measurements, pass={}", r.check, r.equations.join(","), r.measurements.len(), r.pass()))
+        .map(|r| {
+            format!("{} [{}]: {} measurements, pass={}", r.check, r.equations.join(","), r.measurements.len(), r.pass())
+        })
         .collect();
     insta::assert_yaml_snapshot!((round(&y), round(&m), round(&s), table));
 }

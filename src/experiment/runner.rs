@@ -39,15 +39,25 @@ pub struct Outcome {
 /// The metric a task reports.
 pub fn metric_info(kind: TaskKind) -> MetricInfo {
     match kind {
-        TaskKind::LmChar => MetricInfo { name: "validation bits per character".into(), higher_is_better: false, unit: "bpc".into() },
+        TaskKind::LmChar => {
+            MetricInfo { name: "validation bits per character".into(), higher_is_better: false, unit: "bpc".into() }
+        }
         TaskKind::Capacity => MetricInfo { name: "recall".into(), higher_is_better: true, unit: "%".into() },
-        TaskKind::Niah => MetricInfo { name: "accuracy (mean over lengths)".into(), higher_is_better: true, unit: "%".into() },
+        TaskKind::Niah => {
+            MetricInfo { name: "accuracy (mean over lengths)".into(), higher_is_better: true, unit: "%".into() }
+        }
         _ => MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() },
     }
 }
 
 /// Evaluates a trained model on the eval split: `(metric, by_length)`.
-pub fn evaluate(cfg: &Experiment, task: &Task, model: &TitansLm, seed: u64, device: Device) -> Result<(f64, Vec<(usize, f64)>)> {
+pub fn evaluate(
+    cfg: &Experiment,
+    task: &Task,
+    model: &TitansLm,
+    seed: u64,
+    device: Device,
+) -> Result<(f64, Vec<(usize, f64)>)> {
     let e = &cfg.evaluation;
     tch::no_grad(|| {
         let score = |len: usize| -> (f64, f64) {
@@ -104,7 +114,9 @@ pub fn capacity(cfg: &Experiment, seed: u64, device: Device) -> Vec<(usize, f64)
 fn bar_for(quiet: bool, prefix: String) -> ProgressBar {
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(0) };
     bar.set_style(
-        ProgressStyle::with_template("{prefix:24} {bar:28} {pos:>5}/{len} {msg} ETA {eta}").unwrap().progress_chars("=> "),
+        ProgressStyle::with_template("{prefix:24} {bar:28} {pos:>5}/{len} {msg} ETA {eta}")
+            .unwrap()
+            .progress_chars("=> "),
     );
     bar.set_prefix(prefix);
     bar
@@ -171,7 +183,14 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
             let result = if cfg.task.kind == TaskKind::Capacity {
                 let by_pairs = capacity(&cfg, seed, device);
                 let mean = by_pairs.iter().map(|x| x.1).sum::<f64>() / by_pairs.len() as f64;
-                RunResult { status: "done".into(), final_metric: Some(mean), by_length: vec![], by_pairs, steps: 0, seconds: 0.0 }
+                RunResult {
+                    status: "done".into(),
+                    final_metric: Some(mean),
+                    by_length: vec![],
+                    by_pairs,
+                    steps: 0,
+                    seconds: 0.0,
+                }
             } else {
                 let bar = bar_for(quiet, label.clone());
                 let outcome = train(&cfg, &task, seed, device, &rd, &bar, opts.stop_after);
@@ -222,7 +241,11 @@ fn summary_skeleton(study: &Study, base: &Experiment, device: Device) -> Result<
         .iter()
         .map(|r| RowSummary {
             name: r.name.clone(),
-            overrides: r.set.iter().map(|(k, v)| (k.clone(), serde_yaml::to_string(v).unwrap_or_default().trim().to_string())).collect(),
+            overrides: r
+                .set
+                .iter()
+                .map(|(k, v)| (k.clone(), serde_yaml::to_string(v).unwrap_or_default().trim().to_string()))
+                .collect(),
             runs: vec![],
         })
         .collect();
@@ -248,8 +271,10 @@ fn summary_skeleton(study: &Study, base: &Experiment, device: Device) -> Result<
 /// Rebuilds the summary from `study.json` and the stored runs, and writes the report (`repro report`).
 pub fn write_report(dir: &Path) -> Result<Vec<PathBuf>> {
     let p = dir.join("study.json");
-    let text = std::fs::read_to_string(&p).with_context(|| format!("{}: no stored study here (run `repro run` first)", p.display()))?;
-    let mut summary: StudySummary = serde_json::from_str(&text).with_context(|| format!("{}: unreadable", p.display()))?;
+    let text = std::fs::read_to_string(&p)
+        .with_context(|| format!("{}: no stored study here (run `repro run` first)", p.display()))?;
+    let mut summary: StudySummary =
+        serde_json::from_str(&text).with_context(|| format!("{}: unreadable", p.display()))?;
     let seeds_of = |row: &str| -> Result<Vec<u64>> {
         let rdir = dir.join("runs").join(super::store::slug(row));
         let mut seeds = vec![];

@@ -237,7 +237,15 @@ fn d_max_lr() -> f64 {
 
 impl Default for MemorySpec {
     fn default() -> Self {
-        Self { kind: MemoryKind::Linear, momentum: true, forgetting: true, max_lr: d_max_lr(), read: ReadMode::AfterWrite, conv_kernel: d_conv(), chunk_size: d_chunk() }
+        Self {
+            kind: MemoryKind::Linear,
+            momentum: true,
+            forgetting: true,
+            max_lr: d_max_lr(),
+            read: ReadMode::AfterWrite,
+            conv_kernel: d_conv(),
+            chunk_size: d_chunk(),
+        }
     }
 }
 
@@ -487,9 +495,8 @@ impl Study {
         let e: Experiment = serde_yaml::from_value(v).map_err(|err| {
             // overrides lose line numbers: point at the row (or the field) instead
             let msg = suggest(&err.to_string());
-            let line = row.and_then(|r| {
-                self.text.lines().position(|l| l.contains("name:") && l.contains(r)).map(|i| i + 1)
-            });
+            let line =
+                row.and_then(|r| self.text.lines().position(|l| l.contains("name:") && l.contains(r)).map(|i| i + 1));
             match line {
                 Some(l) => anyhow!("{}:{l}: {context}{msg}", self.file.display()),
                 None => anyhow!("{}: {context}{msg}", self.file.display()),

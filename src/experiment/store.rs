@@ -98,7 +98,9 @@ impl RunDir {
         text.lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}: bad metrics line", p.display(), i + 1)))
+            .map(|(i, l)| {
+                serde_json::from_str(l).with_context(|| format!("{}:{}: bad metrics line", p.display(), i + 1))
+            })
             .collect()
     }
 
@@ -143,10 +145,25 @@ impl RunDir {
 
     /// What the report needs from this run.
     pub fn run_data(&self, seed: u64) -> Result<RunData> {
-        let curve = self.metrics()?.iter().map(|l| CurvePoint { step: l.step, loss: l.loss, metric: l.metric }).collect();
+        let curve =
+            self.metrics()?.iter().map(|l| CurvePoint { step: l.step, loss: l.loss, metric: l.metric }).collect();
         Ok(match self.result()? {
-            Some(r) => RunData { seed, curve, final_metric: r.final_metric, by_length: r.by_length, by_pairs: r.by_pairs, status: r.status },
-            None => RunData { seed, curve, final_metric: None, by_length: vec![], by_pairs: vec![], status: "not finished".into() },
+            Some(r) => RunData {
+                seed,
+                curve,
+                final_metric: r.final_metric,
+                by_length: r.by_length,
+                by_pairs: r.by_pairs,
+                status: r.status,
+            },
+            None => RunData {
+                seed,
+                curve,
+                final_metric: None,
+                by_length: vec![],
+                by_pairs: vec![],
+                status: "not finished".into(),
+            },
         })
     }
 }

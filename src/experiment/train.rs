@@ -178,7 +178,14 @@ pub fn train(
             } else {
                 None
             };
-            dir.append_metric(&MetricLine { step: step as u64, loss: loss_value, accuracy: acc, lr, grad_norm, metric })?;
+            dir.append_metric(&MetricLine {
+                step: step as u64,
+                loss: loss_value,
+                accuracy: acc,
+                lr,
+                grad_norm,
+                metric,
+            })?;
         }
         if step % t.checkpoint_every == 0 || step == t.steps {
             dir.save_checkpoint(step, &opt.state())?;

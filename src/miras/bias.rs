@@ -53,10 +53,9 @@ pub mod reference {
             Bias::Lp { p } => e.iter().map(|x| x.abs().powf(p)).sum(),
             Bias::L1 => e.iter().map(|x| x.abs()).sum(),
             Bias::LpSmooth { .. } => f64::NAN,
-            Bias::Huber => e
-                .iter()
-                .map(|&a| if a.abs() <= delta { 0.5 * a * a } else { delta * (a.abs() - 0.5 * delta) })
-                .sum(),
+            Bias::Huber => {
+                e.iter().map(|&a| if a.abs() <= delta { 0.5 * a * a } else { delta * (a.abs() - 0.5 * delta) }).sum()
+            }
             Bias::HuberNorm => {
                 if n <= delta {
                     0.5 * n * n
@@ -76,7 +75,13 @@ pub mod reference {
     }
 
     /// ψ(e) = ∂ℓ/∂(W k), coordinate by coordinate (the dot product's is `−2c v`).
-    pub fn output_grad(bias: Bias, w: ArrayView2<f64>, k: ArrayView1<f64>, v: ArrayView1<f64>, delta: f64) -> Array1<f64> {
+    pub fn output_grad(
+        bias: Bias,
+        w: ArrayView2<f64>,
+        k: ArrayView1<f64>,
+        v: ArrayView1<f64>,
+        delta: f64,
+    ) -> Array1<f64> {
         output_grad_at(bias, w.dot(&k).view(), v, delta)
     }
 
@@ -204,7 +209,9 @@ pub mod torch {
             Bias::L2 { scale } => &e * (2.0 * scale),
             Bias::Lp { p } => e.sign() * e.abs().pow_tensor_scalar(p - 1.0) * p,
             Bias::L1 => e.sign(),
-            Bias::LpSmooth { p, kappa, eps } => (&e * kappa).tanh() * (e.square() + eps).pow_tensor_scalar(0.5 * (p - 1.0)) * p,
+            Bias::LpSmooth { p, kappa, eps } => {
+                (&e * kappa).tanh() * (e.square() + eps).pow_tensor_scalar(0.5 * (p - 1.0)) * p
+            }
             Bias::Huber => e.where_self(&e.abs().le_tensor(&d), &(&d * e.sign())),
             Bias::HuberNorm => {
                 let n = n();

@@ -44,7 +44,15 @@ pub struct Ranges {
 
 impl Default for Ranges {
     fn default() -> Self {
-        Self { alpha: (0.8, 1.0), eta: (0.05, 0.3), delta: (0.3, 1.5), mu: (0.0, 0.9), m0: (0.0, 0.5), m0_uniform: false, v_scale: 1.0 }
+        Self {
+            alpha: (0.8, 1.0),
+            eta: (0.05, 0.3),
+            delta: (0.3, 1.5),
+            mu: (0.0, 0.9),
+            m0: (0.0, 0.5),
+            m0_uniform: false,
+            v_scale: 1.0,
+        }
     }
 }
 
@@ -65,7 +73,11 @@ impl Drawn {
     pub fn new(seed: u64, c: Case, r: Ranges, kind: tch::Kind) -> Self {
         let mut d = Draw::new(seed);
         let (b, h, t) = (c.b, c.h, c.t);
-        let m0 = if r.m0_uniform { d.uniform(&[b, h, c.d_v, c.d_k], r.m0.0, r.m0.1) } else { d.normal(&[b, h, c.d_v, c.d_k], r.m0.1) };
+        let m0 = if r.m0_uniform {
+            d.uniform(&[b, h, c.d_v, c.d_k], r.m0.0, r.m0.1)
+        } else {
+            d.normal(&[b, h, c.d_v, c.d_k], r.m0.1)
+        };
         let x = Self {
             k: d.unit_rows(&[b, h, t, c.d_k]),
             v: d.normal(&[b, h, t, c.d_v], r.v_scale),
@@ -160,7 +172,13 @@ pub fn to1(a: &Arr) -> Array1<f64> {
 type DeltaRule = (&'static str, fn(&Array1<f64>) -> f64);
 
 /// One bias at one threshold: hand vs autograd vs closed form vs FD. `delta_of` picks δ from the drawn error.
-fn bias_case(env: &CheckEnv, bias: Bias, seed: u64, label: &str, delta_of: impl Fn(&Array1<f64>) -> f64) -> Result<Vec<Measurement>> {
+fn bias_case(
+    env: &CheckEnv,
+    bias: Bias,
+    seed: u64,
+    label: &str,
+    delta_of: impl Fn(&Array1<f64>) -> f64,
+) -> Result<Vec<Measurement>> {
     let mut r = Draw::new(seed);
     let (d_k, d_v) = (7, 5);
     let w = round_to_kind(&r.normal(&[d_v, d_k], 1.0), env.kind);
@@ -172,7 +190,8 @@ fn bias_case(env: &CheckEnv, bias: Bias, seed: u64, label: &str, delta_of: impl 
     let inside = e.iter().filter(|x| x.abs() <= delta).count();
     let norm = e.dot(&e).sqrt();
     let hand = bias_ref::grad(bias, w2.view(), k1.view(), v1.view(), delta).into_dyn();
-    let (wt, kt, vt) = (to_tch(&w, env.kind, env.device), to_tch(&k, env.kind, env.device), to_tch(&v, env.kind, env.device));
+    let (wt, kt, vt) =
+        (to_tch(&w, env.kind, env.device), to_tch(&k, env.kind, env.device), to_tch(&v, env.kind, env.device));
     let dt = Tensor::from(delta).to_kind(env.kind).to_device(env.device);
     let auto = from_tch(&bias_torch::grad_autograd(bias, &wt, &kt, &vt, &dt))?;
     let closed = from_tch(&bias_torch::grad(bias, &wt, &kt, &vt, &dt))?;
@@ -181,9 +200,24 @@ fn bias_case(env: &CheckEnv, bias: Bias, seed: u64, label: &str, delta_of: impl 
     let fd = finite_difference(&w2, |m| bias_ref::loss(bias, m.view(), k1.view(), v1.view(), delta)).into_dyn();
     let tag = format!("{label}, δ = {delta:.3}, ‖e‖ = {norm:.3}, {inside}/{d_v} coords with |e_j| ≤ δ, seed {seed}");
     Ok(vec![
-        Measurement::compare(format!("loss: torch vs reference ({tag})"), &loss_t, &loss_r, tolerance::torch_vs_reference(env.kind))?,
-        Measurement::compare(format!("torch autograd vs hand ({tag})"), &auto, &hand, tolerance::gradient_vs_reference(env.kind))?,
-        Measurement::compare(format!("torch closed form vs hand ({tag})"), &closed, &hand, tolerance::gradient_vs_reference(env.kind))?,
+        Measurement::compare(
+            format!("loss: torch vs reference ({tag})"),
+            &loss_t,
+            &loss_r,
+            tolerance::torch_vs_reference(env.kind),
+        )?,
+        Measurement::compare(
+            format!("torch autograd vs hand ({tag})"),
+            &auto,
+            &hand,
+            tolerance::gradient_vs_reference(env.kind),
+        )?,
+        Measurement::compare(
+            format!("torch closed form vs hand ({tag})"),
+            &closed,
+            &hand,
+            tolerance::gradient_vs_reference(env.kind),
+        )?,
         Measurement::compare(format!("finite differences vs hand ({tag})"), &fd, &hand, tolerance::FINITE_DIFFERENCE)?,
     ])
 }
@@ -274,7 +308,12 @@ pub fn bias_value_shift(env: &CheckEnv) -> Result<Vec<Measurement>> {
         let worst = &e * (-dd / norm(&e));
         let at_worst = Arr::from_elem(ndarray::IxDyn(&[]), shifted(&worst));
         let closed = Arr::from_elem(ndarray::IxDyn(&[]), l);
-        out.push(Measurement::compare(format!("½‖e − δv*‖² vs closed-form loss (seed {seed})"), &at_worst, &closed, tolerance::ALGEBRAIC_F64)?);
+        out.push(Measurement::compare(
+            format!("½‖e − δv*‖² vs closed-form loss (seed {seed})"),
+            &at_worst,
+            &closed,
+            tolerance::ALGEBRAIC_F64,
+        )?);
         let mut excess = 0.0f64;
         for _ in 0..200 {
             let u = to1(&r.unit_rows(&[5]));
@@ -311,12 +350,29 @@ pub fn bias_lp_smooth(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 let closed = from_tch(&bias_torch::grad(bias, &t(&w), &t(&k), &t(&v), &dt))?;
                 let auto = from_tch(&bias_torch::grad_autograd(bias, &t(&w), &t(&k), &t(&v), &dt))?;
                 let tag = format!("p = {p}, κ = {kappa}, ε = {eps}, seed {seed}");
-                out.push(Measurement::compare(format!("torch closed form vs hand ({tag})"), &closed, &hand, tolerance::gradient_vs_reference(env.kind))?);
-                out.push(Measurement::compare(format!("torch autograd of ⟨sg(ψ), e⟩ vs hand ({tag})"), &auto, &hand, tolerance::gradient_vs_reference(env.kind))?);
+                out.push(Measurement::compare(
+                    format!("torch closed form vs hand ({tag})"),
+                    &closed,
+                    &hand,
+                    tolerance::gradient_vs_reference(env.kind),
+                )?);
+                out.push(Measurement::compare(
+                    format!("torch autograd of ⟨sg(ψ), e⟩ vs hand ({tag})"),
+                    &auto,
+                    &hand,
+                    tolerance::gradient_vs_reference(env.kind),
+                )?);
             }
-            let limit = bias_ref::grad(Bias::LpSmooth { p, kappa: 1e9, eps: 1e-300 }, w2.view(), k1.view(), v1.view(), 0.0).into_dyn();
+            let limit =
+                bias_ref::grad(Bias::LpSmooth { p, kappa: 1e9, eps: 1e-300 }, w2.view(), k1.view(), v1.view(), 0.0)
+                    .into_dyn();
             let exact = bias_ref::grad(Bias::Lp { p }, w2.view(), k1.view(), v1.view(), 0.0).into_dyn();
-            out.push(Measurement::compare(format!("κ = 1e9, ε = 1e-300 vs exact ℓ_p gradient (p = {p}, seed {seed})"), &limit, &exact, tolerance::ALGEBRAIC_F64)?);
+            out.push(Measurement::compare(
+                format!("κ = 1e9, ε = 1e-300 vs exact ℓ_p gradient (p = {p}, seed {seed})"),
+                &limit,
+                &exact,
+                tolerance::ALGEBRAIC_F64,
+            )?);
         }
     }
     Ok(out)

@@ -17,7 +17,8 @@ const HID: usize = 28;
 /// ∇_{W_1}, ∇_{W_2} of the bias through the MLP memory: hand vs autograd vs FD.
 pub fn mlp_inner_gradient(env: &CheckEnv) -> Result<Vec<Measurement>> {
     let mut out = vec![];
-    let biases = [Bias::L2 { scale: 1.0 }, Bias::Lp { p: 3.0 }, Bias::Huber, Bias::DotProduct { scale: 1.0 }, Bias::L2L1Switch];
+    let biases =
+        [Bias::L2 { scale: 1.0 }, Bias::Lp { p: 3.0 }, Bias::Huber, Bias::DotProduct { scale: 1.0 }, Bias::L2L1Switch];
     for &seed in &env.seeds {
         for (i, bias) in biases.into_iter().enumerate() {
             let mut r = Draw::new(seed + 13 * i as u64);
@@ -26,7 +27,8 @@ pub fn mlp_inner_gradient(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let (k, v) = (rk(r.normal(&[D], 1.0)), rk(r.normal(&[D], 1.0)));
             let delta = round_to_kind(&r.uniform(&[], 0.5, 2.0), env.kind);
             let (w1r, w2r) = (to2(&w1), to2(&w2));
-            let (kr, vr) = (k.view().into_dimensionality::<ndarray::Ix1>()?, v.view().into_dimensionality::<ndarray::Ix1>()?);
+            let (kr, vr) =
+                (k.view().into_dimensionality::<ndarray::Ix1>()?, v.view().into_dimensionality::<ndarray::Ix1>()?);
             let dl = delta[[]];
             let (h1, h2) = mref::grads(bias, &w1r, &w2r, kr, vr, dl);
             let t = |a: &Arr| to_tch(a, env.kind, env.device);
@@ -35,10 +37,30 @@ pub fn mlp_inner_gradient(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let fd2 = finite_difference(&w2r, |w| mref::loss(bias, &w1r, w, kr, vr, dl));
             let tag = format!("{bias:?}, seed {seed}");
             let tol = tolerance::gradient_vs_reference(env.kind);
-            out.push(Measurement::compare(format!("∇W1: autograd vs hand ({tag})"), &from_tch(&a1)?, &h1.clone().into_dyn(), tol)?);
-            out.push(Measurement::compare(format!("∇W2: autograd vs hand ({tag})"), &from_tch(&a2)?, &h2.clone().into_dyn(), tol)?);
-            out.push(Measurement::compare(format!("∇W1: FD vs hand ({tag})"), &fd1.into_dyn(), &h1.into_dyn(), tolerance::FINITE_DIFFERENCE)?);
-            out.push(Measurement::compare(format!("∇W2: FD vs hand ({tag})"), &fd2.into_dyn(), &h2.into_dyn(), tolerance::FINITE_DIFFERENCE)?);
+            out.push(Measurement::compare(
+                format!("∇W1: autograd vs hand ({tag})"),
+                &from_tch(&a1)?,
+                &h1.clone().into_dyn(),
+                tol,
+            )?);
+            out.push(Measurement::compare(
+                format!("∇W2: autograd vs hand ({tag})"),
+                &from_tch(&a2)?,
+                &h2.clone().into_dyn(),
+                tol,
+            )?);
+            out.push(Measurement::compare(
+                format!("∇W1: FD vs hand ({tag})"),
+                &fd1.into_dyn(),
+                &h1.into_dyn(),
+                tolerance::FINITE_DIFFERENCE,
+            )?);
+            out.push(Measurement::compare(
+                format!("∇W2: FD vs hand ({tag})"),
+                &fd2.into_dyn(),
+                &h2.into_dyn(),
+                tolerance::FINITE_DIFFERENCE,
+            )?);
         }
     }
     Ok(out)
@@ -101,7 +123,18 @@ impl MlpDrawn {
     }
     fn torch(&self, cfg: &Config, env: &CheckEnv) -> Result<[Arr; 3]> {
         let t = |a: &Arr| to_tch(a, env.kind, env.device);
-        let o = mtorch::forward(cfg, &t(&self.k), &t(&self.v), &t(&self.q), &t(&self.alpha), &t(&self.eta), &t(&self.delta), &t(&self.mu), &t(&self.a1), &t(&self.a2));
+        let o = mtorch::forward(
+            cfg,
+            &t(&self.k),
+            &t(&self.v),
+            &t(&self.q),
+            &t(&self.alpha),
+            &t(&self.eta),
+            &t(&self.delta),
+            &t(&self.mu),
+            &t(&self.a1),
+            &t(&self.a2),
+        );
         Ok([from_tch(&o.y)?, from_tch(&o.w1)?, from_tch(&o.w2)?])
     }
 }
@@ -143,7 +176,8 @@ pub fn mlp_memory(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 let d = MlpDrawn::new(seed + i as u64, t, env.kind, scale);
                 let r = d.reference(&cfg);
                 let o = d.torch(&cfg, env)?;
-                let tol = if ill { tolerance::TORCH_F32_ILL_CONDITIONED } else { tolerance::torch_vs_reference(env.kind) };
+                let tol =
+                    if ill { tolerance::TORCH_F32_ILL_CONDITIONED } else { tolerance::torch_vs_reference(env.kind) };
                 for (j, q) in ["y", "W1_T", "W2_T"].iter().enumerate() {
                     out.push(Measurement::compare(format!("{q} ({name}, T={t}, seed {seed})"), &o[j], &r[j], tol)?);
                 }
@@ -186,8 +220,18 @@ pub fn preset_ttt_mlp(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let o = d.torch(&cfg, env)?;
             for (j, name) in ["y", "W1_T", "W2_T"].iter().enumerate() {
                 let tag = format!("T={t}, seed {seed}");
-                out.push(Measurement::compare(format!("{name}: framework reference vs written-out TTT-MLP ({tag})"), &r[j], &written[j], tolerance::TORCH_F64_VS_REFERENCE)?);
-                out.push(Measurement::compare(format!("{name}: framework torch vs written-out TTT-MLP ({tag})"), &o[j], &written[j], tolerance::equivalence(env.kind))?);
+                out.push(Measurement::compare(
+                    format!("{name}: framework reference vs written-out TTT-MLP ({tag})"),
+                    &r[j],
+                    &written[j],
+                    tolerance::TORCH_F64_VS_REFERENCE,
+                )?);
+                out.push(Measurement::compare(
+                    format!("{name}: framework torch vs written-out TTT-MLP ({tag})"),
+                    &o[j],
+                    &written[j],
+                    tolerance::equivalence(env.kind),
+                )?);
             }
         }
     }

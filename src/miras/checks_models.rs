@@ -9,7 +9,7 @@ use super::presets::Preset;
 use super::retention::reference::softmax_rows;
 use super::update::reference as upd_ref;
 use crate::check::{CheckEnv, Measurement};
-use crate::tensor::{from_tch, head2, stack_heads, Arr, Draw, round_to_kind};
+use crate::tensor::{from_tch, head2, round_to_kind, stack_heads, Arr, Draw};
 use crate::tolerance;
 use anyhow::Result;
 use ndarray::{Array1, Array2, ArrayView1};
@@ -41,12 +41,30 @@ fn model_check(env: &CheckEnv, model: Model, lengths: &[usize]) -> Result<Vec<Me
         for (i, &t) in lengths.iter().enumerate() {
             let d = Drawn::new(seed + i as u64, Case::with_len(t), model_ranges(&model), env.kind);
             let seq = batched(&d, |h| upd_ref::forward(&cfg, h));
-            compare4(&mut out, &format!("{model:?} sequential: torch vs reference, T={t}, seed {seed}"), &torch_forward(&cfg, &d, env)?, &seq, tol)?;
+            compare4(
+                &mut out,
+                &format!("{model:?} sequential: torch vs reference, T={t}, seed {seed}"),
+                &torch_forward(&cfg, &d, env)?,
+                &seq,
+                tol,
+            )?;
             for b in CHUNKS {
                 let chunk = batched(&d, |h| mref::chunkwise(&model, h, b));
-                compare4(&mut out, &format!("{model:?} chunkwise b={b}: torch (matmul) vs reference (loop), T={t}, seed {seed}"), &torch_chunk(&model, &d, env, b)?, &chunk, tol)?;
+                compare4(
+                    &mut out,
+                    &format!("{model:?} chunkwise b={b}: torch (matmul) vs reference (loop), T={t}, seed {seed}"),
+                    &torch_chunk(&model, &d, env, b)?,
+                    &chunk,
+                    tol,
+                )?;
                 if b == 1 {
-                    compare4(&mut out, &format!("{model:?} chunkwise b=1 vs sequential (reference), T={t}, seed {seed}"), &chunk, &seq, tolerance::ALGEBRAIC_F64)?;
+                    compare4(
+                        &mut out,
+                        &format!("{model:?} chunkwise b=1 vs sequential (reference), T={t}, seed {seed}"),
+                        &chunk,
+                        &seq,
+                        tolerance::ALGEBRAIC_F64,
+                    )?;
                 }
             }
         }
@@ -91,7 +109,11 @@ fn outer(a: ArrayView1<f64>, b: ArrayView1<f64>) -> Array2<f64> {
 }
 
 /// Runs `W_t = step(W_{t−1}, t)` and reads `y_t = W_t q_t`.
-fn unroll(inp: &upd_ref::Inputs, w0: Array2<f64>, step: impl Fn(&Array2<f64>, usize) -> Array2<f64>) -> (Array2<f64>, Array2<f64>) {
+fn unroll(
+    inp: &upd_ref::Inputs,
+    w0: Array2<f64>,
+    step: impl Fn(&Array2<f64>, usize) -> Array2<f64>,
+) -> (Array2<f64>, Array2<f64>) {
     let t_len = inp.k.nrows();
     let mut w = w0;
     let mut y = Array2::zeros((t_len, w.nrows()));
@@ -102,7 +124,12 @@ fn unroll(inp: &upd_ref::Inputs, w0: Array2<f64>, step: impl Fn(&Array2<f64>, us
     (y, w)
 }
 
-fn reduction(env: &CheckEnv, model: Model, ranges: Ranges, written: impl Fn(&upd_ref::Inputs) -> (Array2<f64>, Array2<f64>)) -> Result<Vec<Measurement>> {
+fn reduction(
+    env: &CheckEnv,
+    model: Model,
+    ranges: Ranges,
+    written: impl Fn(&upd_ref::Inputs) -> (Array2<f64>, Array2<f64>),
+) -> Result<Vec<Measurement>> {
     let cfg = model.config();
     let mut out = vec![];
     for &seed in &env.seeds {
@@ -112,10 +139,30 @@ fn reduction(env: &CheckEnv, model: Model, ranges: Ranges, written: impl Fn(&upd
             let reference = batched(&d, |h| upd_ref::forward(&cfg, h));
             let ours = torch_forward(&cfg, &d, env)?;
             let tag = format!("T={t}, seed {seed}");
-            out.push(Measurement::compare(format!("y: reference vs written-out ({tag})"), &reference[0], &y, tolerance::ALGEBRAIC_F64)?);
-            out.push(Measurement::compare(format!("W_T: reference vs written-out ({tag})"), &reference[1], &w, tolerance::ALGEBRAIC_F64)?);
-            out.push(Measurement::compare(format!("y: torch vs written-out ({tag})"), &ours[0], &y, tolerance::torch_vs_reference(env.kind))?);
-            out.push(Measurement::compare(format!("W_T: torch vs written-out ({tag})"), &ours[1], &w, tolerance::torch_vs_reference(env.kind))?);
+            out.push(Measurement::compare(
+                format!("y: reference vs written-out ({tag})"),
+                &reference[0],
+                &y,
+                tolerance::ALGEBRAIC_F64,
+            )?);
+            out.push(Measurement::compare(
+                format!("W_T: reference vs written-out ({tag})"),
+                &reference[1],
+                &w,
+                tolerance::ALGEBRAIC_F64,
+            )?);
+            out.push(Measurement::compare(
+                format!("y: torch vs written-out ({tag})"),
+                &ours[0],
+                &y,
+                tolerance::torch_vs_reference(env.kind),
+            )?);
+            out.push(Measurement::compare(
+                format!("W_T: torch vs written-out ({tag})"),
+                &ours[1],
+                &w,
+                tolerance::torch_vs_reference(env.kind),
+            )?);
         }
     }
     Ok(out)
@@ -164,15 +211,29 @@ pub fn memora_simplex(env: &CheckEnv) -> Result<Vec<Measurement>> {
     for &seed in &env.seeds {
         let d = Drawn::new(seed + 77, Case::with_len(33), model_ranges(&model), env.kind);
         for b in [0usize, 1, 4] {
-            let w = if b == 0 { torch_forward(&cfg, &d, env)?[1].clone() } else { torch_chunk(&model, &d, env, b)?[1].clone() };
+            let w = if b == 0 {
+                torch_forward(&cfg, &d, env)?[1].clone()
+            } else {
+                torch_chunk(&model, &d, env, b)?[1].clone()
+            };
             let w = w.as_standard_layout().to_owned();
             let dk = *w.shape().last().unwrap();
             let rows: Vec<f64> = w.as_slice().unwrap().chunks(dk).map(|r| r.iter().sum()).collect();
             let min = w.iter().cloned().fold(f64::INFINITY, f64::min);
             let label = if b == 0 { "sequential".to_string() } else { format!("chunkwise b={b}") };
             let n = rows.len();
-            out.push(Measurement::compare(format!("row sums of W_T vs 1 ({label}, torch, min entry {min:.2e}, seed {seed})"), &Arr::from_shape_vec(vec![n], rows)?, &Arr::ones(vec![n]), tolerance::torch_vs_reference(env.kind))?);
-            out.push(Measurement::compare(format!("negative part of W_T ({label}, seed {seed})"), &w.mapv(|x| (-x).max(0.0)), &Arr::zeros(w.shape()), 0.0)?);
+            out.push(Measurement::compare(
+                format!("row sums of W_T vs 1 ({label}, torch, min entry {min:.2e}, seed {seed})"),
+                &Arr::from_shape_vec(vec![n], rows)?,
+                &Arr::ones(vec![n]),
+                tolerance::torch_vs_reference(env.kind),
+            )?);
+            out.push(Measurement::compare(
+                format!("negative part of W_T ({label}, seed {seed})"),
+                &w.mapv(|x| (-x).max(0.0)),
+                &Arr::zeros(w.shape()),
+                0.0,
+            )?);
         }
     }
     Ok(out)
@@ -196,17 +257,27 @@ fn native_gates(p: Preset, seed: u64, c: Case, kind: tch::Kind) -> (Arr, Arr, Ar
             let a_full = Arr::from_shape_fn(ndarray::IxDyn(&s), |i| aa[[i[0], i[1], 0]]);
             (r.uniform(&s, 0.05, 0.5), a_full, r.uniform(&s, 0.0, 1.0))
         }
-        Preset::Deltanet | Preset::Longhorn => (r.uniform(&s, 0.1, 0.9), r.uniform(&s, 0.0, 1.0), r.uniform(&s, 0.0, 1.0)),
+        Preset::Deltanet | Preset::Longhorn => {
+            (r.uniform(&s, 0.1, 0.9), r.uniform(&s, 0.0, 1.0), r.uniform(&s, 0.0, 1.0))
+        }
         Preset::GatedDeltanet => (r.uniform(&s, 0.8, 1.0), r.uniform(&s, 0.1, 0.9), r.uniform(&s, 0.0, 1.0)),
         // TTT-linear: one inner learning rate
-        Preset::TttLinear => (Arr::from_elem(ndarray::IxDyn(&s), 0.13), r.uniform(&s, 0.0, 1.0), r.uniform(&s, 0.0, 1.0)),
+        Preset::TttLinear => {
+            (Arr::from_elem(ndarray::IxDyn(&s), 0.13), r.uniform(&s, 0.0, 1.0), r.uniform(&s, 0.0, 1.0))
+        }
         Preset::TitansLmm => (r.uniform(&s, 0.0, 0.2), r.uniform(&s, 0.0, 0.9), r.uniform(&s, 0.05, 0.4)),
     };
     (round_to_kind(&a, kind), round_to_kind(&b, kind), round_to_kind(&cc, kind))
 }
 
 /// The published recurrence of each preset, written out from its own paper's equations.
-fn published(p: Preset, inp: &upd_ref::Inputs, a: &Array1<f64>, b: &Array1<f64>, c: &Array1<f64>) -> (Array2<f64>, Array2<f64>) {
+fn published(
+    p: Preset,
+    inp: &upd_ref::Inputs,
+    a: &Array1<f64>,
+    b: &Array1<f64>,
+    c: &Array1<f64>,
+) -> (Array2<f64>, Array2<f64>) {
     let dk = inp.k.ncols();
     let eye = Array2::<f64>::eye(dk);
     let m0 = inp.m0.clone();
@@ -275,10 +346,30 @@ pub fn preset_check(env: &CheckEnv, p: Preset) -> Result<Vec<Measurement>> {
             let reference = batched(&d, |h| upd_ref::forward(&cfg, h));
             let ours = torch_forward(&cfg, &d, env)?;
             let tag = format!("{}, T={t}, seed {seed}", p.name());
-            out.push(Measurement::compare(format!("y: framework reference vs published ({tag})"), &reference[0], &y, tolerance::ALGEBRAIC_F64)?);
-            out.push(Measurement::compare(format!("M_T: framework reference vs published ({tag})"), &reference[1], &w, tolerance::ALGEBRAIC_F64)?);
-            out.push(Measurement::compare(format!("y: framework torch vs published ({tag})"), &ours[0], &y, tolerance::equivalence(env.kind))?);
-            out.push(Measurement::compare(format!("M_T: framework torch vs published ({tag})"), &ours[1], &w, tolerance::equivalence(env.kind))?);
+            out.push(Measurement::compare(
+                format!("y: framework reference vs published ({tag})"),
+                &reference[0],
+                &y,
+                tolerance::ALGEBRAIC_F64,
+            )?);
+            out.push(Measurement::compare(
+                format!("M_T: framework reference vs published ({tag})"),
+                &reference[1],
+                &w,
+                tolerance::ALGEBRAIC_F64,
+            )?);
+            out.push(Measurement::compare(
+                format!("y: framework torch vs published ({tag})"),
+                &ours[0],
+                &y,
+                tolerance::equivalence(env.kind),
+            )?);
+            out.push(Measurement::compare(
+                format!("M_T: framework torch vs published ({tag})"),
+                &ours[1],
+                &w,
+                tolerance::equivalence(env.kind),
+            )?);
         }
     }
     Ok(out)

@@ -5,12 +5,12 @@
 use super::checks::{batched, Drawn};
 use super::framework::{Algorithm, Bias, Config, LqForm, Memory, Retention};
 use super::mlp::{reference as mlp_ref, torch as mlp_torch};
-use crate::tensor::{head1, head2, stack_heads};
 use super::models::{reference as mref, torch as mtorch, Model};
 use super::presets::Preset;
 use super::update::{reference as upd_ref, torch as upd_torch};
 use crate::eval::{Impl, ParamSpec, Rule, RuleInputs, TensorSpec};
 use crate::tensor::{from_tch, to_tch, Arr};
+use crate::tensor::{head1, head2, stack_heads};
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
@@ -21,8 +21,12 @@ const STATE: &[&str] = &["B", "H", "d_v", "d_k"];
 
 const K: TensorSpec = TensorSpec { name: "k", dims: KEYS, optional: false, meaning: "keys k_t" };
 const V: TensorSpec = TensorSpec { name: "v", dims: VALUES, optional: false, meaning: "values v_t" };
-const Q: TensorSpec = TensorSpec { name: "q", dims: KEYS, optional: false, meaning: "queries q_t (read y_t = W_t q_t)" };
-const ALPHA: TensorSpec = TensorSpec { name: "alpha", dims: GATE, optional: false, meaning: "retention multiplier α_t (1 keeps everything)" };
+const Q: TensorSpec =
+    TensorSpec { name: "q", dims: KEYS, optional: false, meaning: "queries q_t (read y_t = W_t q_t)" };
+const ALPHA: TensorSpec =
+    TensorSpec {
+        name: "alpha", dims: GATE, optional: false, meaning: "retention multiplier α_t (1 keeps everything)"
+    };
 const ETA: TensorSpec = TensorSpec { name: "eta", dims: GATE, optional: false, meaning: "inner learning rate η_t" };
 
 const FRAMEWORK_INPUTS: &[TensorSpec] = &[
@@ -31,24 +35,61 @@ const FRAMEWORK_INPUTS: &[TensorSpec] = &[
     Q,
     ALPHA,
     ETA,
-    TensorSpec { name: "delta", dims: GATE, optional: true, meaning: "bias threshold δ_t (huber, huber-norm, l2-l1-switch, value-shift)" },
+    TensorSpec {
+        name: "delta",
+        dims: GATE,
+        optional: true,
+        meaning: "bias threshold δ_t (huber, huber-norm, l2-l1-switch, value-shift)",
+    },
     TensorSpec { name: "mu", dims: GATE, optional: true, meaning: "momentum decay μ_t (algorithm momentum)" },
-    TensorSpec { name: "m0", dims: STATE, optional: true, meaning: "initial state: W_0, or A_0 / Z_0 for lq, kl, elastic-net-ftrl" },
+    TensorSpec {
+        name: "m0",
+        dims: STATE,
+        optional: true,
+        meaning: "initial state: W_0, or A_0 / Z_0 for lq, kl, elastic-net-ftrl",
+    },
 ];
 const FRAMEWORK_OUTPUTS: &[TensorSpec] = &[
     TensorSpec { name: "y", dims: VALUES, optional: false, meaning: "y_t = W_t q_t" },
     TensorSpec { name: "w_final", dims: STATE, optional: false, meaning: "final memory W_T" },
-    TensorSpec { name: "state_final", dims: STATE, optional: false, meaning: "final carried state (A_T / Z_T, or W_T)" },
-    TensorSpec { name: "s_final", dims: STATE, optional: false, meaning: "final momentum S_T (zeros without momentum)" },
+    TensorSpec {
+        name: "state_final",
+        dims: STATE,
+        optional: false,
+        meaning: "final carried state (A_T / Z_T, or W_T)",
+    },
+    TensorSpec {
+        name: "s_final",
+        dims: STATE,
+        optional: false,
+        meaning: "final momentum S_T (zeros without momentum)",
+    },
 ];
 const FRAMEWORK_PARAMS: &[ParamSpec] = &[
-    ParamSpec { name: "bias", default: "{kind: l2, scale: 1}", meaning: "attentional bias as YAML (names in miras::framework)" },
+    ParamSpec {
+        name: "bias",
+        default: "{kind: l2, scale: 1}",
+        meaning: "attentional bias as YAML (names in miras::framework)",
+    },
     ParamSpec { name: "retention", default: "{kind: none}", meaning: "retention gate as YAML" },
-    ParamSpec { name: "algorithm", default: "{kind: gd}", meaning: "learning algorithm as YAML: gd, momentum, implicit-gd" },
+    ParamSpec {
+        name: "algorithm",
+        default: "{kind: gd}",
+        meaning: "learning algorithm as YAML: gd, momentum, implicit-gd",
+    },
 ];
 
 fn drawn(inp: &RuleInputs, alpha: Arr, eta: Arr, delta: Arr, mu: Arr, m0: &str) -> Drawn {
-    Drawn { k: inp.get("k").clone(), v: inp.get("v").clone(), q: inp.get("q").clone(), alpha, eta, delta, mu, m0: inp.get(m0).clone() }
+    Drawn {
+        k: inp.get("k").clone(),
+        v: inp.get("v").clone(),
+        q: inp.get("q").clone(),
+        alpha,
+        eta,
+        delta,
+        mu,
+        m0: inp.get(m0).clone(),
+    }
 }
 
 fn run_config(cfg: &Config, d: &Drawn, imp: Impl, device: Device, kind: Kind) -> Result<[Arr; 4]> {
@@ -56,7 +97,10 @@ fn run_config(cfg: &Config, d: &Drawn, imp: Impl, device: Device, kind: Kind) ->
     match imp {
         Impl::Reference => Ok(batched(d, |h| upd_ref::forward(cfg, h))),
         Impl::Torch => {
-            let x: Vec<Tensor> = [&d.k, &d.v, &d.q, &d.alpha, &d.eta, &d.delta, &d.mu, &d.m0].iter().map(|a| to_tch(a, kind, device)).collect();
+            let x: Vec<Tensor> = [&d.k, &d.v, &d.q, &d.alpha, &d.eta, &d.delta, &d.mu, &d.m0]
+                .iter()
+                .map(|a| to_tch(a, kind, device))
+                .collect();
             let o = tch::no_grad(|| upd_torch::forward(cfg, &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6], &x[7]));
             Ok([from_tch(&o.y)?, from_tch(&o.w)?, from_tch(&o.state)?, from_tch(&o.s)?])
         }
@@ -68,7 +112,14 @@ fn run_framework(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Res
     let retention: Retention = serde_yaml::from_str(inp.param_str("retention"))?;
     let algorithm: Algorithm = serde_yaml::from_str(inp.param_str("algorithm"))?;
     let cfg = Config::linear(bias, retention, algorithm);
-    let d = drawn(inp, inp.get("alpha").clone(), inp.get("eta").clone(), inp.get("delta").clone(), inp.get("mu").clone(), "m0");
+    let d = drawn(
+        inp,
+        inp.get("alpha").clone(),
+        inp.get("eta").clone(),
+        inp.get("delta").clone(),
+        inp.get("mu").clone(),
+        "m0",
+    );
     Ok(run_config(&cfg, &d, imp, device, kind)?.to_vec())
 }
 
@@ -76,7 +127,12 @@ const PRESET_INPUTS: &[TensorSpec] = &[
     K,
     V,
     Q,
-    TensorSpec { name: "a", dims: GATE, optional: true, meaning: "first native gate (see --param preset; e.g. β_t for deltanet)" },
+    TensorSpec {
+        name: "a",
+        dims: GATE,
+        optional: true,
+        meaning: "first native gate (see --param preset; e.g. β_t for deltanet)",
+    },
     TensorSpec { name: "b", dims: GATE, optional: true, meaning: "second native gate" },
     TensorSpec { name: "c", dims: GATE, optional: true, meaning: "third native gate" },
     TensorSpec { name: "m0", dims: STATE, optional: true, meaning: "initial memory M_0" },
@@ -100,7 +156,14 @@ fn run_preset(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result
     Ok(vec![o[0].clone(), o[1].clone()])
 }
 
-const MONETA_INPUTS: &[TensorSpec] = &[K, V, Q, ALPHA, ETA, TensorSpec { name: "a0", dims: STATE, optional: true, meaning: "initial A_0 (W_0 = N_q(A_0))" }];
+const MONETA_INPUTS: &[TensorSpec] = &[
+    K,
+    V,
+    Q,
+    ALPHA,
+    ETA,
+    TensorSpec { name: "a0", dims: STATE, optional: true, meaning: "initial A_0 (W_0 = N_q(A_0))" },
+];
 const YAAD_INPUTS: &[TensorSpec] = &[
     K,
     V,
@@ -110,13 +173,29 @@ const YAAD_INPUTS: &[TensorSpec] = &[
     TensorSpec { name: "delta", dims: GATE, optional: false, meaning: "switch threshold δ_t (Eq. 26)" },
     TensorSpec { name: "w0", dims: STATE, optional: true, meaning: "initial memory W_0" },
 ];
-const MEMORA_INPUTS: &[TensorSpec] =
-    &[K, V, Q, ALPHA, ETA, TensorSpec { name: "z0", dims: STATE, optional: true, meaning: "initial logits Z_0 (W_0 = Softmax_row(Z_0); zeros = uniform rows)" }];
+const MEMORA_INPUTS: &[TensorSpec] = &[
+    K,
+    V,
+    Q,
+    ALPHA,
+    ETA,
+    TensorSpec {
+        name: "z0",
+        dims: STATE,
+        optional: true,
+        meaning: "initial logits Z_0 (W_0 = Softmax_row(Z_0); zeros = uniform rows)",
+    },
+];
 
 const MODEL_OUTPUTS: &[TensorSpec] = &[
     TensorSpec { name: "y", dims: VALUES, optional: false, meaning: "y_t = W_t q_t" },
     TensorSpec { name: "w_final", dims: STATE, optional: false, meaning: "final memory W_T" },
-    TensorSpec { name: "state_final", dims: STATE, optional: false, meaning: "final carried state (Moneta A_T, Memora Z_T, Yaad W_T)" },
+    TensorSpec {
+        name: "state_final",
+        dims: STATE,
+        optional: false,
+        meaning: "final carried state (Moneta A_T, Memora Z_T, Yaad W_T)",
+    },
 ];
 
 fn run_model(model: Model, m0: &str, inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
@@ -134,21 +213,33 @@ fn run_model(model: Model, m0: &str, inp: &RuleInputs, imp: Impl, device: Device
             Ok(vec![o[0].clone(), o[1].clone(), o[2].clone()])
         }
         Impl::Torch => {
-            let x: Vec<Tensor> = [&d.k, &d.v, &d.q, &d.alpha, &d.eta, &d.delta, &d.m0].iter().map(|a| to_tch(a, kind, device)).collect();
-            let o = tch::no_grad(|| mtorch::chunkwise(&model, &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6], chunk as i64));
+            let x: Vec<Tensor> =
+                [&d.k, &d.v, &d.q, &d.alpha, &d.eta, &d.delta, &d.m0].iter().map(|a| to_tch(a, kind, device)).collect();
+            let o = tch::no_grad(|| {
+                mtorch::chunkwise(&model, &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &x[6], chunk as i64)
+            });
             Ok(vec![from_tch(&o.y)?, from_tch(&o.w)?, from_tch(&o.state)?])
         }
     }
 }
 
-const CHUNK: ParamSpec = ParamSpec { name: "chunk", default: "0", meaning: "0 = token by token; b ≥ 1 = chunkwise form with chunk size b (Eqs. 28–32)" };
+const CHUNK: ParamSpec = ParamSpec {
+    name: "chunk",
+    default: "0",
+    meaning: "0 = token by token; b ≥ 1 = chunkwise form with chunk size b (Eqs. 28–32)",
+};
 const MONETA_PARAMS: &[ParamSpec] = &[
     ParamSpec { name: "p", default: "3", meaning: "ℓ_p attentional bias exponent" },
     ParamSpec { name: "q", default: "4", meaning: "ℓ_q retention exponent" },
-    ParamSpec { name: "form", default: "mirror", meaning: "mirror (A⊙|A|^{q−2}/‖A‖_q^{q−2}, consistent) or printed (A/‖A‖_q^{q−2}, Eq. 24 as printed)" },
+    ParamSpec {
+        name: "form",
+        default: "mirror",
+        meaning: "mirror (A⊙|A|^{q−2}/‖A‖_q^{q−2}, consistent) or printed (A/‖A‖_q^{q−2}, Eq. 24 as printed)",
+    },
     CHUNK,
 ];
-const MEMORA_PARAMS: &[ParamSpec] = &[ParamSpec { name: "loss_scale", default: "1", meaning: "c in ℓ2 = c‖Wk − v‖² (Eq. 31 uses ½)" }, CHUNK];
+const MEMORA_PARAMS: &[ParamSpec] =
+    &[ParamSpec { name: "loss_scale", default: "1", meaning: "c in ℓ2 = c‖Wk − v‖² (Eq. 31 uses ½)" }, CHUNK];
 
 fn run_moneta(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
     let form: LqForm = serde_yaml::from_str(inp.param_str("form"))?;
@@ -161,7 +252,6 @@ fn run_yaad(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<V
 fn run_memora(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
     run_model(Model::Memora { scale: inp.param_f64("loss_scale")? }, "z0", inp, imp, device, kind)
 }
-
 
 const MLP_SEQ: &[&str] = &["B", "H", "T", "d"];
 const MLP_W1: &[&str] = &["B", "H", "d", "hidden"];
@@ -183,8 +273,16 @@ const MLP_OUTPUTS: &[TensorSpec] = &[
     TensorSpec { name: "w2_final", dims: MLP_W2, optional: false, meaning: "final W_2" },
 ];
 const MLP_PARAMS: &[ParamSpec] = &[
-    ParamSpec { name: "bias", default: "{kind: l2, scale: 1}", meaning: "attentional bias as YAML (TTT-MLP: l2; Moneta: lp p 3; Yaad: l2-l1-switch)" },
-    ParamSpec { name: "retention", default: "{kind: none}", meaning: "retention as YAML (Moneta: lq q 4; Yaad/Titans: l2-local-global; Memora: kl)" },
+    ParamSpec {
+        name: "bias",
+        default: "{kind: l2, scale: 1}",
+        meaning: "attentional bias as YAML (TTT-MLP: l2; Moneta: lp p 3; Yaad: l2-l1-switch)",
+    },
+    ParamSpec {
+        name: "retention",
+        default: "{kind: none}",
+        meaning: "retention as YAML (Moneta: lq q 4; Yaad/Titans: l2-local-global; Memora: kl)",
+    },
     ParamSpec { name: "algorithm", default: "{kind: gd}", meaning: "gd or momentum (Titans LMM)" },
 ];
 
@@ -224,7 +322,18 @@ fn run_mlp(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Ve
         }
         Impl::Torch => {
             let t = |n: &str| to_tch(g(n), kind, device);
-            let o = mlp_torch::forward(&cfg, &t("k"), &t("v"), &t("q"), &t("alpha"), &t("eta"), &t("delta"), &t("mu"), &t("w1_0"), &t("w2_0"));
+            let o = mlp_torch::forward(
+                &cfg,
+                &t("k"),
+                &t("v"),
+                &t("q"),
+                &t("alpha"),
+                &t("eta"),
+                &t("delta"),
+                &t("mu"),
+                &t("w1_0"),
+                &t("w2_0"),
+            );
             Ok(vec![from_tch(&o.y)?, from_tch(&o.w1)?, from_tch(&o.w2)?])
         }
     }

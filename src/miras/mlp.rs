@@ -59,12 +59,26 @@ pub mod reference {
         fwd(w1, w2, x).out
     }
 
-    pub fn loss(bias: Bias, w1: &Array2<f64>, w2: &Array2<f64>, k: ArrayView1<f64>, v: ArrayView1<f64>, delta: f64) -> f64 {
+    pub fn loss(
+        bias: Bias,
+        w1: &Array2<f64>,
+        w2: &Array2<f64>,
+        k: ArrayView1<f64>,
+        v: ArrayView1<f64>,
+        delta: f64,
+    ) -> f64 {
         loss_at(bias, read(w1, w2, k).view(), v, delta)
     }
 
     /// Hand-derived `(∇_{W_1} ℓ, ∇_{W_2} ℓ)`.
-    pub fn grads(bias: Bias, w1: &Array2<f64>, w2: &Array2<f64>, k: ArrayView1<f64>, v: ArrayView1<f64>, delta: f64) -> (Array2<f64>, Array2<f64>) {
+    pub fn grads(
+        bias: Bias,
+        w1: &Array2<f64>,
+        w2: &Array2<f64>,
+        k: ArrayView1<f64>,
+        v: ArrayView1<f64>,
+        delta: f64,
+    ) -> (Array2<f64>, Array2<f64>) {
         let f = fwd(w1, w2, k);
         let psi = output_grad_at(bias, f.out.view(), v, delta);
         let n = psi.len() as f64;
@@ -172,7 +186,18 @@ pub mod torch {
 
     /// Shapes: `k, v, q [B, H, T, d]`, gates `[B, H, T]`, `a1_0 [B, H, d, h]`, `a2_0 [B, H, h, d]`.
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(cfg: &Config, k: &Tensor, v: &Tensor, q: &Tensor, alpha: &Tensor, eta: &Tensor, delta: &Tensor, mu: &Tensor, a1_0: &Tensor, a2_0: &Tensor) -> Outputs {
+    pub fn forward(
+        cfg: &Config,
+        k: &Tensor,
+        v: &Tensor,
+        q: &Tensor,
+        alpha: &Tensor,
+        eta: &Tensor,
+        delta: &Tensor,
+        mu: &Tensor,
+        a1_0: &Tensor,
+        a2_0: &Tensor,
+    ) -> Outputs {
         let t_len = k.size()[2];
         let gate = |g: &Tensor, t: i64| g.select(2, t).unsqueeze(-1).unsqueeze(-1);
         let (mut st1, mut st2) = (a1_0.shallow_clone(), a2_0.shallow_clone());
@@ -181,7 +206,11 @@ pub mod torch {
         let mut ys = vec![];
         for t in 0..t_len {
             let (a, e, m) = (gate(alpha, t), gate(eta, t), gate(mu, t));
-            let (p1, p2) = if matches!(cfg.retention, Retention::L2Decayed) { (&a * &w1, &a * &w2) } else { (w1.shallow_clone(), w2.shallow_clone()) };
+            let (p1, p2) = if matches!(cfg.retention, Retention::L2Decayed) {
+                (&a * &w1, &a * &w2)
+            } else {
+                (w1.shallow_clone(), w2.shallow_clone())
+            };
             let (g1, g2) = grads(cfg.bias, &p1, &p2, &k.select(2, t), &v.select(2, t), &delta.select(2, t));
             let (d1, d2) = if cfg.algorithm == Algorithm::Momentum {
                 s1 = &m * &s1 - &e * &g1;

@@ -91,7 +91,17 @@ pub mod torch {
 
     /// Shapes as in [`crate::miras::update::torch::forward`]; `b` is the chunk size.
     #[allow(clippy::too_many_arguments)]
-    pub fn chunkwise(model: &Model, k: &Tensor, v: &Tensor, q: &Tensor, alpha: &Tensor, eta: &Tensor, delta: &Tensor, m0: &Tensor, b: i64) -> Outputs {
+    pub fn chunkwise(
+        model: &Model,
+        k: &Tensor,
+        v: &Tensor,
+        q: &Tensor,
+        alpha: &Tensor,
+        eta: &Tensor,
+        delta: &Tensor,
+        m0: &Tensor,
+        b: i64,
+    ) -> Outputs {
         let cfg = model.config();
         let t_len = k.size()[2];
         let mut state = m0.shallow_clone();

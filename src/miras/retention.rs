@@ -112,7 +112,8 @@ pub mod reference {
     pub fn kl_global(w_prev: &Array2<f64>, g: &Array2<f64>, eta: f64, alpha: f64, c: f64) -> Array2<f64> {
         let lambda = (1.0 / alpha) / (1.0 / alpha + 1.0 / eta);
         let eta_p = 1.0 / (1.0 / alpha + 1.0 / eta);
-        let z = Array2::from_shape_fn(w_prev.raw_dim(), |(i, j)| (1.0 - lambda) * w_prev[[i, j]].ln() - eta_p * g[[i, j]]);
+        let z =
+            Array2::from_shape_fn(w_prev.raw_dim(), |(i, j)| (1.0 - lambda) * w_prev[[i, j]].ln() - eta_p * g[[i, j]]);
         let mx = z.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
         let ex = z.mapv(|x| (x - mx).exp());
         let s: f64 = ex.sum();
@@ -154,7 +155,13 @@ pub mod reference {
     }
 
     /// Eq. 18's objective: `⟨W − W_{t−1}, G⟩ + (1/η) Σ W_{t−1} f(W/W_{t−1})`.
-    pub fn objective_f_divergence(w: &Array2<f64>, w_prev: &Array2<f64>, g: &Array2<f64>, eta: f64, f: super::FDiv) -> f64 {
+    pub fn objective_f_divergence(
+        w: &Array2<f64>,
+        w_prev: &Array2<f64>,
+        g: &Array2<f64>,
+        eta: f64,
+        f: super::FDiv,
+    ) -> f64 {
         let d: f64 = w.iter().zip(w_prev.iter()).map(|(a, b)| b * f.f(a / b)).sum();
         lin(w, w_prev, g) + d / eta
     }
@@ -195,12 +202,28 @@ pub mod reference {
         let p = w_prev * alpha;
         lin(w, &p, g) + sq(&(w - &p)) / (2.0 * eta)
     }
-    pub fn objective_local_global(w: &Array2<f64>, w_prev: &Array2<f64>, g: &Array2<f64>, theta: f64, beta: f64) -> f64 {
+    pub fn objective_local_global(
+        w: &Array2<f64>,
+        w_prev: &Array2<f64>,
+        g: &Array2<f64>,
+        theta: f64,
+        beta: f64,
+    ) -> f64 {
         lin(w, w_prev, g) + sq(&(w - w_prev)) / (2.0 * theta) + sq(w) / beta
     }
     /// Eq. 22's objective: `⟨W − W_{t−1}, G⟩ + (1/η)·½‖W − W_{t−1}‖² + (1/(2β))‖W‖² + (1/α)‖W‖₁`.
-    pub fn objective_elastic_net(w: &Array2<f64>, w_prev: &Array2<f64>, g: &Array2<f64>, eta: f64, beta: f64, alpha: f64) -> f64 {
-        lin(w, w_prev, g) + sq(&(w - w_prev)) / (2.0 * eta) + sq(w) / (2.0 * beta) + w.iter().map(|x| x.abs()).sum::<f64>() / alpha
+    pub fn objective_elastic_net(
+        w: &Array2<f64>,
+        w_prev: &Array2<f64>,
+        g: &Array2<f64>,
+        eta: f64,
+        beta: f64,
+        alpha: f64,
+    ) -> f64 {
+        lin(w, w_prev, g)
+            + sq(&(w - w_prev)) / (2.0 * eta)
+            + sq(w) / (2.0 * beta)
+            + w.iter().map(|x| x.abs()).sum::<f64>() / alpha
     }
     /// Eq. 23's FTRL objective at step t: `⟨W, −A_t/η⟩ + (1/(2η))‖W‖² + (1/α)‖W‖₁` (A_t = −η Σ G_i).
     pub fn objective_ftrl(w: &Array2<f64>, a: &Array2<f64>, eta: f64, alpha: f64) -> f64 {
@@ -254,7 +277,8 @@ pub mod torch {
 
     /// Eq. 24's `N_q`, the ℓ_q norm over the last two dimensions.
     pub fn lq_map(a: &Tensor, q: f64, form: LqForm) -> Tensor {
-        let n = a.abs().pow_tensor_scalar(q).sum_dim_intlist(&[-2i64, -1][..], true, a.kind()).pow_tensor_scalar(1.0 / q);
+        let n =
+            a.abs().pow_tensor_scalar(q).sum_dim_intlist(&[-2i64, -1][..], true, a.kind()).pow_tensor_scalar(1.0 / q);
         // ‖A‖ = 0 maps to W = 0 (as in the reference), not 0/0
         let denom = n.pow_tensor_scalar(q - 2.0);
         let denom = denom.where_self(&n.ne(0.0), &denom.ones_like());

@@ -97,7 +97,15 @@ pub mod reference {
 
     /// The retention's closed form for one parameter tensor: `(state, W, D_t, G_t)` → `(state', W')`.
     #[allow(clippy::too_many_arguments)]
-    pub fn retain(cfg: &Config, state: &Array2<f64>, w: &Array2<f64>, d: &Array2<f64>, g: &Array2<f64>, alpha: f64, eta: f64) -> (Array2<f64>, Array2<f64>) {
+    pub fn retain(
+        cfg: &Config,
+        state: &Array2<f64>,
+        w: &Array2<f64>,
+        d: &Array2<f64>,
+        g: &Array2<f64>,
+        alpha: f64,
+        eta: f64,
+    ) -> (Array2<f64>, Array2<f64>) {
         let (d, g) = (d.clone(), g.clone());
         match cfg.retention {
             Retention::None => {
@@ -179,7 +187,17 @@ pub mod torch {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn forward(cfg: &Config, k: &Tensor, v: &Tensor, q: &Tensor, alpha: &Tensor, eta: &Tensor, delta: &Tensor, mu: &Tensor, m0: &Tensor) -> Outputs {
+    pub fn forward(
+        cfg: &Config,
+        k: &Tensor,
+        v: &Tensor,
+        q: &Tensor,
+        alpha: &Tensor,
+        eta: &Tensor,
+        delta: &Tensor,
+        mu: &Tensor,
+        m0: &Tensor,
+    ) -> Outputs {
         let t_len = k.size()[2];
         let gate = |g: &Tensor, t: i64| g.select(2, t).unsqueeze(-1).unsqueeze(-1);
         let mut state = m0.shallow_clone();
@@ -219,7 +237,15 @@ pub mod torch {
     }
 
     /// The retention's closed form for one parameter tensor (gates `[.., 1, 1]`): returns `(state', W')`.
-    pub fn retain(cfg: &Config, state: &Tensor, w: &Tensor, d: &Tensor, g: &Tensor, a: &Tensor, e: &Tensor) -> (Tensor, Tensor) {
+    pub fn retain(
+        cfg: &Config,
+        state: &Tensor,
+        w: &Tensor,
+        d: &Tensor,
+        g: &Tensor,
+        a: &Tensor,
+        e: &Tensor,
+    ) -> (Tensor, Tensor) {
         let (mut state, mut w) = (state.shallow_clone(), w.shallow_clone());
         match cfg.retention {
             Retention::None => w = &w + d,

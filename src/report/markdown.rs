@@ -105,7 +105,8 @@ fn ordering_section(s: &StudySummary, stats: &[RowStats], out: &mut String) {
         .filter(|(r, _)| p.values.contains_key(&r.name))
         .filter_map(|(r, st)| st.mean.map(|m| (r.name.clone(), m)))
         .collect();
-    let paper: BTreeMap<String, f64> = p.values.iter().filter(|(k, _)| ours.contains_key(*k)).map(|(k, v)| (k.clone(), *v)).collect();
+    let paper: BTreeMap<String, f64> =
+        p.values.iter().filter(|(k, _)| ours.contains_key(*k)).map(|(k, v)| (k.clone(), *v)).collect();
     let missing: Vec<&str> = s
         .rows
         .iter()
@@ -124,7 +125,8 @@ fn ordering_section(s: &StudySummary, stats: &[RowStats], out: &mut String) {
     }
     match compare_orderings(&ours, s.metric.higher_is_better, &paper, p.higher_is_better) {
         OrderingVerdict::CannotJudge { comparable } => {
-            let _ = writeln!(out, "**Cannot be judged**: only {comparable} comparable row(s); at least 2 are needed.\n");
+            let _ =
+                writeln!(out, "**Cannot be judged**: only {comparable} comparable row(s); at least 2 are needed.\n");
         }
         v => {
             let _ = writeln!(out, "- ours, best first: {}", ranked(&ours, s.metric.higher_is_better));
@@ -178,10 +180,20 @@ pub fn render(s: &StudySummary, written: &[PlotKind]) -> String {
         Some(p) => format!("paper ({}, {})", p.source, direction(p.higher_is_better)),
         None => "paper".to_string(),
     };
-    let _ = writeln!(out, "| row | ours: {}{unit}, mean ± std over finished seeds | {} | per-seed values | status |", s.metric.name, cell(&paper_head));
+    let _ = writeln!(
+        out,
+        "| row | ours: {}{unit}, mean ± std over finished seeds | {} | per-seed values | status |",
+        s.metric.name,
+        cell(&paper_head)
+    );
     let _ = writeln!(out, "|---|---|---|---|---|");
     for (r, st) in s.rows.iter().zip(&stats) {
-        let paper = s.paper_reference.as_ref().and_then(|p| p.values.get(&r.name)).map(|v| fmt_num(*v)).unwrap_or_else(|| "—".into());
+        let paper = s
+            .paper_reference
+            .as_ref()
+            .and_then(|p| p.values.get(&r.name))
+            .map(|v| fmt_num(*v))
+            .unwrap_or_else(|| "—".into());
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} |",

@@ -162,7 +162,11 @@ where
     for (i, (name, pts)) in series.iter().enumerate() {
         let c = color(i);
         chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)).point_size(if pts.len() <= 40 { 3 } else { 0 }))
+            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)).point_size(if pts.len() <= 40 {
+                3
+            } else {
+                0
+            }))
             .map_err(perr)?
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
@@ -186,7 +190,11 @@ fn wants_log(lo: f64, hi: f64, decades: f64) -> bool {
 }
 
 fn bounds(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
-    series.iter().flat_map(|s| s.1.iter()).map(f).fold((f64::INFINITY, f64::NEG_INFINITY), |a, v| (a.0.min(v), a.1.max(v)))
+    series
+        .iter()
+        .flat_map(|s| s.1.iter())
+        .map(f)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |a, v| (a.0.min(v), a.1.max(v)))
 }
 
 /// Training loss against step, the mean over seeds per row (log y when the losses span > 2 decades).
@@ -268,16 +276,13 @@ pub fn final_metric_png(s: &StudySummary) -> Result<Option<Vec<u8>>> {
         .zip(&stats)
         .map(|(r, st)| if st.mean.is_some() { r.name.clone() } else { format!("{} (no finished run)", r.name) })
         .collect();
-    let (lo, hi) = stats.iter().filter_map(|st| st.mean.map(|m| (m, st.std.unwrap_or(0.0)))).fold(
-        (f64::INFINITY, f64::NEG_INFINITY),
-        |a, (m, sd)| (a.0.min(m - sd), a.1.max(m + sd)),
-    );
-    let (ylo, mut yhi) = padded(lo, hi, true);
-    let paper: Vec<Option<f64>> = s
-        .rows
+    let (lo, hi) = stats
         .iter()
-        .map(|r| s.paper_reference.as_ref().and_then(|p| p.values.get(&r.name).copied()))
-        .collect();
+        .filter_map(|st| st.mean.map(|m| (m, st.std.unwrap_or(0.0))))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |a, (m, sd)| (a.0.min(m - sd), a.1.max(m + sd)));
+    let (ylo, mut yhi) = padded(lo, hi, true);
+    let paper: Vec<Option<f64>> =
+        s.rows.iter().map(|r| s.paper_reference.as_ref().and_then(|p| p.values.get(&r.name).copied())).collect();
     let has_paper = paper.iter().any(|p| p.is_some());
     let pref = s.paper_reference.as_ref().filter(|_| has_paper);
     let (plo, phi) = match pref {
@@ -301,8 +306,7 @@ pub fn final_metric_png(s: &StudySummary) -> Result<Option<Vec<u8>>> {
         }
         // the secondary coordinate (the paper's axis) takes over the right label area, so the
         // primary mesh labels only the left axis
-        let mut chart =
-            builder.build_cartesian_2d(xs(), ylo..yhi).map_err(perr)?.set_secondary_coord(xs(), plo..phi);
+        let mut chart = builder.build_cartesian_2d(xs(), ylo..yhi).map_err(perr)?.set_secondary_coord(xs(), plo..phi);
         let label_names = names.clone();
         chart
             .configure_mesh()
@@ -339,7 +343,9 @@ pub fn final_metric_png(s: &StudySummary) -> Result<Option<Vec<u8>>> {
             if let Some(sd) = st.std {
                 let (ya, yb) = (y_of(m + sd), y_of(m - sd));
                 let style = BLACK.stroke_width(2);
-                for pts in [vec![(xc, ya), (xc, yb)], vec![(xc - 8, ya), (xc + 8, ya)], vec![(xc - 8, yb), (xc + 8, yb)]] {
+                for pts in
+                    [vec![(xc, ya), (xc, yb)], vec![(xc - 8, ya), (xc + 8, ya)], vec![(xc - 8, yb), (xc + 8, yb)]]
+                {
                     root.draw(&PathElement::new(pts, style)).map_err(perr)?;
                 }
                 ytop = ytop.min(ya);

@@ -113,8 +113,7 @@ pub fn compare_orderings(
     paper: &BTreeMap<String, f64>,
     paper_higher_is_better: bool,
 ) -> OrderingVerdict {
-    let common: Vec<(&String, f64, f64)> =
-        ours.iter().filter_map(|(k, &o)| paper.get(k).map(|&p| (k, o, p))).collect();
+    let common: Vec<(&String, f64, f64)> = ours.iter().filter_map(|(k, &o)| paper.get(k).map(|&p| (k, o, p))).collect();
     let comparable = common.len();
     if comparable < 2 {
         return OrderingVerdict::CannotJudge { comparable };

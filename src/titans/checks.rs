@@ -91,10 +91,7 @@ impl Drawn {
 
     /// The inputs as tch tensors, in the order k, v, q, α, η, θ, M_0, S_0.
     pub fn tensors(&self, env: &CheckEnv, requires_grad: bool) -> Vec<Tensor> {
-        self.all()
-            .iter()
-            .map(|(_, a)| to_tch(a, env.kind, env.device).set_requires_grad(requires_grad))
-            .collect()
+        self.all().iter().map(|(_, a)| to_tch(a, env.kind, env.device).set_requires_grad(requires_grad)).collect()
     }
 
     pub fn all(&self) -> [(&'static str, &Arr); 8] {
@@ -146,10 +143,12 @@ pub fn l2_inner_gradient(env: &CheckEnv) -> Result<Vec<Measurement>> {
         let v = round_to_kind(&r.normal(&[d_v], 1.0), env.kind);
         let (m2, k1, v1) = (to2(&m), to1(&k), to1(&v));
         let hand = reference::l2_grad(m2.view(), k1.view(), v1.view(), loss_scale).into_dyn();
-        let (mt, kt, vt) = (to_tch(&m, env.kind, env.device), to_tch(&k, env.kind, env.device), to_tch(&v, env.kind, env.device));
+        let (mt, kt, vt) =
+            (to_tch(&m, env.kind, env.device), to_tch(&k, env.kind, env.device), to_tch(&v, env.kind, env.device));
         let auto = from_tch(&torch::l2_grad_autograd(&mt, &kt, &vt, loss_scale))?;
         let closed = from_tch(&torch::l2_grad(&mt, &kt, &vt, loss_scale))?;
-        let fd = finite_difference(&m2, |mm| reference::l2_loss(mm.view(), k1.view(), v1.view(), loss_scale)).into_dyn();
+        let fd =
+            finite_difference(&m2, |mm| reference::l2_loss(mm.view(), k1.view(), v1.view(), loss_scale)).into_dyn();
         let tol = tolerance::gradient_vs_reference(env.kind);
         out.push(Measurement::compare(format!("torch autograd vs hand (seed {seed})"), &auto, &hand, tol)?);
         out.push(Measurement::compare(format!("torch closed form vs hand (seed {seed})"), &closed, &hand, tol)?);

@@ -36,12 +36,23 @@ const LINEAR_OUTPUTS: &[TensorSpec] = &[
 ];
 
 const LINEAR_PARAMS: &[ParamSpec] = &[
-    ParamSpec { name: "loss_scale", default: "1", meaning: "c in ℓ = c‖Mk − v‖² (Eq. 12 has c = 1; ½ for App. C's form)" },
-    ParamSpec { name: "read", default: "after-write", meaning: "after-write (y_t = M_t q_t) or before-write (y_t = M_{t−1} q_t)" },
+    ParamSpec {
+        name: "loss_scale",
+        default: "1",
+        meaning: "c in ℓ = c‖Mk − v‖² (Eq. 12 has c = 1; ½ for App. C's form)",
+    },
+    ParamSpec {
+        name: "read",
+        default: "after-write",
+        meaning: "after-write (y_t = M_t q_t) or before-write (y_t = M_{t−1} q_t)",
+    },
 ];
 
-const CHUNK_PARAM: ParamSpec =
-    ParamSpec { name: "chunk_size", default: "16", meaning: "C: gradients of a chunk are taken at its start state (1 = sequential)" };
+const CHUNK_PARAM: ParamSpec = ParamSpec {
+    name: "chunk_size",
+    default: "16",
+    meaning: "C: gradients of a chunk are taken at its start state (1 = sequential)",
+};
 
 const LINEAR_CHUNK_PARAMS: &[ParamSpec] = &[LINEAR_PARAMS[0], LINEAR_PARAMS[1], CHUNK_PARAM];
 
@@ -54,7 +65,12 @@ const MLP_INPUTS: &[TensorSpec] = &[
     LINEAR_INPUTS[3],
     LINEAR_INPUTS[4],
     LINEAR_INPUTS[5],
-    TensorSpec { name: "m0", dims: FLAT, optional: false, meaning: "initial MLP weights W^(1..L_M), flattened (see rule doc)" },
+    TensorSpec {
+        name: "m0",
+        dims: FLAT,
+        optional: false,
+        meaning: "initial MLP weights W^(1..L_M), flattened (see rule doc)",
+    },
     TensorSpec { name: "s0", dims: FLAT, optional: true, meaning: "initial surprise of every weight, same layout" },
 ];
 
@@ -218,12 +234,16 @@ fn run_mlp_any(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind, chunk: O
         },
         Impl::Torch => {
             let t = |a: &Arr| to_tch(a, kind, device);
-            let x: Vec<tch::Tensor> =
-                [&d.base.k, &d.base.v, &d.base.q, &d.base.alpha, &d.base.eta, &d.base.theta].iter().map(|a| t(a)).collect();
+            let x: Vec<tch::Tensor> = [&d.base.k, &d.base.v, &d.base.q, &d.base.alpha, &d.base.eta, &d.base.theta]
+                .iter()
+                .map(|a| t(a))
+                .collect();
             let m0: Vec<tch::Tensor> = d.m0.iter().map(t).collect();
             let s0: Vec<tch::Tensor> = d.s0.iter().map(t).collect();
             let o = tch::no_grad(|| match chunk {
-                None => mlp_memory::torch::forward(&x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &m0, &s0, &cfg, loss_scale, read),
+                None => mlp_memory::torch::forward(
+                    &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &m0, &s0, &cfg, loss_scale, read,
+                ),
                 Some(c) => chunkwise::torch::mlp_forward(
                     &x[0], &x[1], &x[2], &x[3], &x[4], &x[5], &m0, &s0, &cfg, c, loss_scale, read,
                 ),
@@ -239,36 +259,38 @@ fn run_mlp_any(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind, chunk: O
 }
 
 pub fn rules() -> Vec<Rule> {
-    vec![Rule {
-        name: "titans.linear_memory",
-        summary: "Titans Eqs. 12–15, linear memory, sequential (token by token)",
-        inputs: LINEAR_INPUTS,
-        outputs: LINEAR_OUTPUTS,
-        params: LINEAR_PARAMS,
-        run: run_linear,
-    },
-    Rule {
-        name: "titans.linear_memory_chunkwise",
-        summary: "Titans Eqs. 16–18, linear memory, chunkwise (gradients at the chunk start; matrix form)",
-        inputs: LINEAR_INPUTS,
-        outputs: LINEAR_OUTPUTS,
-        params: LINEAR_CHUNK_PARAMS,
-        run: run_linear_chunkwise,
-    },
-    Rule {
-        name: "titans.mlp_memory",
-        summary: "Titans Eqs. 12–15, MLP memory with L_M layers (SiLU), sequential; weights flattened [B, H, P]",
-        inputs: MLP_INPUTS,
-        outputs: MLP_OUTPUTS,
-        params: MLP_PARAMS,
-        run: run_mlp,
-    },
-    Rule {
-        name: "titans.mlp_memory_chunkwise",
-        summary: "Titans Eqs. 16–18, MLP memory, chunkwise (per-token gradients at the chunk start, batched)",
-        inputs: MLP_INPUTS,
-        outputs: MLP_OUTPUTS,
-        params: MLP_CHUNK_PARAMS,
-        run: run_mlp_chunkwise,
-    }]
+    vec![
+        Rule {
+            name: "titans.linear_memory",
+            summary: "Titans Eqs. 12–15, linear memory, sequential (token by token)",
+            inputs: LINEAR_INPUTS,
+            outputs: LINEAR_OUTPUTS,
+            params: LINEAR_PARAMS,
+            run: run_linear,
+        },
+        Rule {
+            name: "titans.linear_memory_chunkwise",
+            summary: "Titans Eqs. 16–18, linear memory, chunkwise (gradients at the chunk start; matrix form)",
+            inputs: LINEAR_INPUTS,
+            outputs: LINEAR_OUTPUTS,
+            params: LINEAR_CHUNK_PARAMS,
+            run: run_linear_chunkwise,
+        },
+        Rule {
+            name: "titans.mlp_memory",
+            summary: "Titans Eqs. 12–15, MLP memory with L_M layers (SiLU), sequential; weights flattened [B, H, P]",
+            inputs: MLP_INPUTS,
+            outputs: MLP_OUTPUTS,
+            params: MLP_PARAMS,
+            run: run_mlp,
+        },
+        Rule {
+            name: "titans.mlp_memory_chunkwise",
+            summary: "Titans Eqs. 16–18, MLP memory, chunkwise (per-token gradients at the chunk start, batched)",
+            inputs: MLP_INPUTS,
+            outputs: MLP_OUTPUTS,
+            params: MLP_CHUNK_PARAMS,
+            run: run_mlp_chunkwise,
+        },
+    ]
 }

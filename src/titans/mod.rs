@@ -13,8 +13,8 @@ pub mod chunkwise_checks;
 pub mod eval;
 pub mod linear_memory;
 pub mod mlp_checks;
-pub mod models;
 pub mod mlp_memory;
+pub mod models;
 pub mod persistent;
 pub mod projections;
 

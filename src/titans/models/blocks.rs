@@ -72,7 +72,10 @@ pub struct FeedForward {
 
 impl FeedForward {
     pub fn new(p: &nn::Path, dim: i64) -> Self {
-        Self { w1: nn::linear(p / "w1", dim, 4 * dim, Default::default()), w2: nn::linear(p / "w2", 4 * dim, dim, Default::default()) }
+        Self {
+            w1: nn::linear(p / "w1", dim, 4 * dim, Default::default()),
+            w2: nn::linear(p / "w2", 4 * dim, dim, Default::default()),
+        }
     }
     pub fn forward(&self, x: &Tensor) -> Tensor {
         self.w2.forward(&self.w1.forward(x).gelu("none"))

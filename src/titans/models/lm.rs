@@ -51,7 +51,9 @@ impl TitansLm {
                 let attn = || Attention::new(&(&bp / "attn"), d, h);
                 let mixer = match spec.kind {
                     ModelKind::Lmm => Mixer::Lmm { memory },
-                    ModelKind::Mac => Mixer::Mac { memory, attn: attn(), segment: spec.segment_len as i64, combine: spec.mac_combine },
+                    ModelKind::Mac => {
+                        Mixer::Mac { memory, attn: attn(), segment: spec.segment_len as i64, combine: spec.mac_combine }
+                    }
                     ModelKind::Mag => Mixer::Mag {
                         memory,
                         attn: attn(),
@@ -61,8 +63,13 @@ impl TitansLm {
                     },
                     ModelKind::Mal => Mixer::Mal { memory, attn: attn(), window: spec.window as i64 },
                 };
-                let persistent = (spec.persistent_tokens > 0)
-                    .then(|| bp.var("persistent", &[spec.persistent_tokens as i64, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 }));
+                let persistent = (spec.persistent_tokens > 0).then(|| {
+                    bp.var(
+                        "persistent",
+                        &[spec.persistent_tokens as i64, d],
+                        nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+                    )
+                });
                 Block {
                     ln1: nn::layer_norm(&bp / "ln1", vec![d], Default::default()),
                     ln2: nn::layer_norm(&bp / "ln2", vec![d], Default::default()),
@@ -163,7 +170,9 @@ impl Block {
         state: Option<MemoryState>,
     ) -> (Tensor, MemoryState) {
         let (b, t, d) = x.size3().unwrap();
-        let mut st = state.unwrap_or_else(|| MemoryState::zeros(b, memory_heads(memory, d), memory.head_dim(d), x.kind(), x.device()));
+        let mut st = state.unwrap_or_else(|| {
+            MemoryState::zeros(b, memory_heads(memory, d), memory.head_dim(d), x.kind(), x.device())
+        });
         let np = self.persistent.as_ref().map_or(0, |p| p.size()[0]);
         let mut outs = vec![];
         let mut start = 0;

@@ -146,7 +146,8 @@ impl MemoryLayer {
             return None;
         }
         let (b, _, d) = x.size3().unwrap();
-        let past = tail.map(|t| t.shallow_clone()).unwrap_or_else(|| Tensor::zeros([b, k - 1, d], (x.kind(), x.device())));
+        let past =
+            tail.map(|t| t.shallow_clone()).unwrap_or_else(|| Tensor::zeros([b, k - 1, d], (x.kind(), x.device())));
         let full = Tensor::cat(&[past, x.shallow_clone()], 1);
         let n = full.size()[1];
         Some(full.narrow(1, n - (k - 1), k - 1))
