@@ -45,12 +45,23 @@ RUN mkdir -p src benches \
  && cargo test --locked --no-run \
  && rm -rf src benches
 
+# Link with LLVM's lld, as rustup's rust-lld does on the host: with GNU ld (Debian's rustc default) a binary
+# that uses tch keeps libtorch_cuda.so as NEEDED and cannot start without all the CUDA wheels (scripts/docker-cc).
+# A cc wrapper first on PATH, not target.linker or RUSTFLAGS, which are part of cargo's fingerprint and would
+# rebuild every dependency when changed; placed after the dependency layer, which links no tch binary.
+# hadolint ignore=DL3008
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends lld \
+ && rm -rf /var/lib/apt/lists/*
+COPY scripts/docker-cc /usr/local/bin/cc
+
 # Everything else (.dockerignore keeps out target/, .venv/, reports/ contents and .git).
 COPY . .
 # COPY keeps the context's mtimes, older than the stub build: touch the crate roots so cargo rebuilds them.
 RUN touch src/lib.rs src/main.rs benches/*.rs \
  && cargo build --release --locked \
  && cargo test --locked --no-run \
- && ln -s /src/target/release/repro /usr/local/bin/repro
+ && ln -s /src/target/release/repro /usr/local/bin/repro \
+ && repro --help >/dev/null
 
 CMD ["bash", "scripts/test.sh"]
