@@ -94,7 +94,11 @@ fn inner_loop_is_differentiated_into_the_gates() {
 
 #[rstest]
 #[case::lmm(ModelKind::Lmm, 0, 7)]
+#[case::lmm_with_persistent_tokens(ModelKind::Lmm, 3, 6)]
 #[case::mac_with_persistent_tokens(ModelKind::Mac, 3, 10)]
+#[case::mag_with_persistent_tokens(ModelKind::Mag, 3, 9)]
+#[case::mal_with_persistent_tokens(ModelKind::Mal, 3, 2)]
+#[case::mal_without(ModelKind::Mal, 0, 11)]
 fn one_call_equals_two_chained_calls(#[case] kind: ModelKind, #[case] persistent: usize, #[case] split: i64) {
     let (_vs, m) = model(kind, persistent, 11);
     let x = tokens(2, 15, 12);
@@ -126,10 +130,11 @@ fn chunkwise_memory_with_chunk_one_equals_sequential_and_chunks_change_the_model
 }
 
 #[test]
-fn mag_and_mal_refuse_state_carry_clearly() {
-    for kind in [ModelKind::Mag, ModelKind::Mal] {
-        let (_vs, m) = model(kind, 0, 13);
-        let err = m.forward_with_state(&tokens(1, 4, 1), None).unwrap_err().to_string();
-        assert!(err.contains("not implemented"), "{err}");
-    }
+fn a_state_from_another_model_is_an_error() {
+    let (_vs, m) = model(ModelKind::Mag, 0, 13);
+    let (_, st) = m.forward_with_state(&tokens(1, 4, 1), None).unwrap();
+    let mut short = st;
+    short.pop();
+    let err = m.forward_with_state(&tokens(1, 4, 1), Some(short)).unwrap_err().to_string();
+    assert!(err.contains("layers"), "{err}");
 }

@@ -22,13 +22,6 @@ pub fn merge_heads(x: &Tensor) -> Tensor {
     x.transpose(1, 2).contiguous().view([b, t, h * d])
 }
 
-/// Causal sliding-window visibility `[T, T]` with the first `prefix` positions (persistent tokens) always
-/// visible (Eq. 27's SW-Attn*), from the attention module.
-pub fn sliding_window_mask(t: i64, window: i64, prefix: i64, device: tch::Device) -> Tensor {
-    let mask = crate::titans::attention::Mask { window: Some(window as usize), prefix: prefix as usize };
-    crate::titans::attention::torch::visibility(t, mask, device)
-}
-
 /// Multi-head softmax attention (Eq. 2) with separate query and key/value sequences and an explicit mask.
 #[derive(Debug)]
 pub struct Attention {

@@ -1,10 +1,10 @@
 //! A token-level model built from Titans blocks; see the module above for the readings of §4.
 
-use super::blocks::{sliding_window_mask, Attention, FeedForward};
+use super::blocks::{Attention, FeedForward};
 use super::memory_layer::{MemoryLayer, MemoryState};
 use crate::experiment::spec::{MacCombine, ModelKind, ModelSpec};
 use crate::memory::ReadMode;
-use anyhow::{bail, Result};
+use anyhow::Result;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
@@ -26,8 +26,18 @@ struct Block {
     persistent: Option<Tensor>,
 }
 
+/// What one block carries from one call to the next: the memory (and its convolution tails), the attention's
+/// always-visible prefix keys (MAG: the persistent tokens; MAL: the memory's outputs at their positions), and
+/// the last `window − 1` attention inputs (MAG/MAL's sliding window reaches back into the previous call).
+#[derive(Debug)]
+pub struct LayerState {
+    pub memory: MemoryState,
+    pub prefix_keys: Option<Tensor>,
+    pub window_tail: Option<Tensor>,
+}
+
 /// Per-layer state carried between calls.
-pub type ModelState = Vec<MemoryState>;
+pub type ModelState = Vec<LayerState>;
 
 /// Embedding → blocks → LayerNorm → vocabulary logits.
 #[derive(Debug)]
@@ -94,13 +104,22 @@ impl TitansLm {
         self.run(tokens, None).0
     }
 
-    /// Like [`forward`](Self::forward) but starting from (and returning) the memory state, so that a long
-    /// sequence can be processed in pieces. LMM and MAC only (MAC: pieces must be whole segments).
+    /// Like [`forward`](Self::forward) but starting from (and returning) the state of every block, so that a
+    /// long sequence can be processed in pieces: one call equals chained calls (MAC: pieces of whole segments).
     pub fn forward_with_state(&self, tokens: &Tensor, state: Option<ModelState>) -> Result<(Tensor, ModelState)> {
-        match self.kind {
-            ModelKind::Lmm | ModelKind::Mac => Ok(self.run(tokens, state)),
-            k => bail!("state carry across calls is not implemented for {k:?} (its attention would need a KV cache)"),
+        if let Some(s) = &state {
+            anyhow::ensure!(
+                s.len() == self.blocks.len(),
+                "state has {} layers, the model {}",
+                s.len(),
+                self.blocks.len()
+            );
         }
+        Ok(self.run(tokens, state))
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        self.kind
     }
 
     fn run(&self, tokens: &Tensor, state: Option<ModelState>) -> (Tensor, ModelState) {
@@ -131,31 +150,41 @@ impl Block {
         }
     }
 
-    fn mix(&self, x: &Tensor, state: Option<MemoryState>, read: ReadMode) -> (Tensor, MemoryState) {
+    fn mix(&self, x: &Tensor, state: Option<LayerState>, read: ReadMode) -> (Tensor, LayerState) {
         let t = x.size()[1];
+        let first = state.is_none();
+        let (memory_state, prefix_keys, tail) = match state {
+            Some(s) => (Some(s.memory), s.prefix_keys, s.window_tail),
+            None => (None, None, None),
+        };
+        // x̃ = p ‖ x (Eqs. 19, 26, 29) on the first call; later calls continue the same sequence
+        let (xt, np) = if first { self.with_prefix(x) } else { (x.shallow_clone(), 0) };
+        let layer = |memory, prefix_keys, window_tail| LayerState { memory, prefix_keys, window_tail };
         match &self.mixer {
             Mixer::Lmm { memory } => {
-                let (xt, np) = self.with_prefix(x);
-                let (y, st) = memory.forward(&xt, state, read);
-                (y.narrow(1, np, t), st)
+                let (y, st) = memory.forward(&xt, memory_state, read);
+                (y.narrow(1, np, t), layer(st, None, None))
             }
             Mixer::Mag { memory, attn, window, ln_y, ln_m } => {
-                let (xt, np) = self.with_prefix(x);
-                let mask = sliding_window_mask(np + t, *window, np, x.device());
+                let prefix_keys = if first { (np > 0).then(|| xt.narrow(1, 0, np)) } else { prefix_keys };
                 // Eq. 27: y = SW-Attn*(x̃); Eq. 28: o = y ⊗ M(x̃)
-                let y = attn.forward(&xt, &xt, &mask);
-                let (m, st) = memory.forward(&xt, state, read);
-                let o = ln_y.forward(&y) * ln_m.forward(&m).sigmoid();
-                (o.narrow(1, np, t), st)
+                let (y, tail) = windowed_attention(attn, x, prefix_keys.as_ref(), tail.as_ref(), *window);
+                let (m, st) = memory.forward(&xt, memory_state, read);
+                let o = ln_y.forward(&y) * ln_m.forward(&m.narrow(1, np, t)).sigmoid();
+                (o, layer(st, prefix_keys, tail))
             }
             Mixer::Mal { memory, attn, window } => {
-                let (xt, np) = self.with_prefix(x);
                 // Eq. 30: y = M(x̃); Eq. 31: o = SW-Attn(y)
-                let (y, st) = memory.forward(&xt, state, read);
-                let mask = sliding_window_mask(np + t, *window, np, x.device());
-                (attn.forward(&y, &y, &mask).narrow(1, np, t), st)
+                let (y_all, st) = memory.forward(&xt, memory_state, read);
+                let prefix_keys = if first { (np > 0).then(|| y_all.narrow(1, 0, np)) } else { prefix_keys };
+                let y = y_all.narrow(1, np, t);
+                let (o, tail) = windowed_attention(attn, &y, prefix_keys.as_ref(), tail.as_ref(), *window);
+                (o, layer(st, prefix_keys, tail))
             }
-            Mixer::Mac { memory, attn, segment, combine } => self.mac(x, memory, attn, *segment, *combine, state),
+            Mixer::Mac { memory, attn, segment, combine } => {
+                let (o, st) = self.mac(x, memory, attn, *segment, *combine, memory_state);
+                (o, layer(st, None, None))
+            }
         }
     }
 
@@ -202,6 +231,38 @@ impl Block {
         }
         (Tensor::cat(&outs, 1), st)
     }
+}
+
+/// Sliding-window attention of the new inputs `x [B, t, D]` over `prefix ‖ tail ‖ x`: the prefix keys are always
+/// visible (Eq. 27's SW-Attn*), and query i sees the tail and new positions j with `j ≤ i` and `i − j < window`
+/// (counted across the call boundary). Returns the outputs and the new tail (the last `window − 1` inputs).
+fn windowed_attention(
+    attn: &Attention,
+    x: &Tensor,
+    prefix: Option<&Tensor>,
+    tail: Option<&Tensor>,
+    window: i64,
+) -> (Tensor, Option<Tensor>) {
+    let t = x.size()[1];
+    let l = tail.map_or(0, |p| p.size()[1]);
+    let np = prefix.map_or(0, |p| p.size()[1]);
+    let history = match tail {
+        Some(p) => Tensor::cat(&[p.shallow_clone(), x.shallow_clone()], 1),
+        None => x.shallow_clone(),
+    };
+    let keys = match prefix {
+        Some(p) => Tensor::cat(&[p.shallow_clone(), history.shallow_clone()], 1),
+        None => history.shallow_clone(),
+    };
+    let device = x.device();
+    let i = (Tensor::arange(t, (Kind::Int64, device)) + l).unsqueeze(1);
+    let j = Tensor::arange(l + t, (Kind::Int64, device)).unsqueeze(0);
+    let near = j.le_tensor(&i).logical_and(&(&i - &j).lt(window));
+    let visible = Tensor::cat(&[Tensor::ones([t, np], (Kind::Bool, device)), near], 1);
+    let out = attn.forward(x, &keys, &visible);
+    let keep = (window - 1).min(l + t);
+    let new_tail = (keep > 0).then(|| history.narrow(1, l + t - keep, keep));
+    (out, new_tail)
 }
 
 fn memory_heads(memory: &MemoryLayer, dim: i64) -> i64 {

@@ -15,8 +15,9 @@
 //!   `x̃` (read after write), combined as `o = LN(y) ⊙ σ(LN(M(x̃)))` with learnable LayerNorm gains (Eq. 28:
 //!   "normalise both branches with learnable vector weights, then a non-linearity").
 //! * MAL: the memory over `x̃`, then sliding-window attention on its output (Eqs. 30–31), prefix visible.
-//! * State carry (`forward_with_state`): LMM and MAC carry the memory state across calls (MAC at segment
-//!   boundaries); MAG and MAL would also need the attention's key/value cache, which is not implemented.
+//! * State carry (`forward_with_state`): every model carries its memory state (with the convolution tails)
+//!   across calls; MAG and MAL also carry the sliding window's last `window − 1` inputs and the prefix keys, so
+//!   one call equals chained calls (MAC: at segment boundaries). Persistent tokens enter on the first call only.
 
 pub mod blocks;
 pub mod lm;
