@@ -44,7 +44,7 @@ pub fn metric_info(kind: TaskKind) -> MetricInfo {
         }
         TaskKind::Capacity => MetricInfo { name: "recall".into(), higher_is_better: true, unit: "%".into() },
         TaskKind::Niah => {
-            MetricInfo { name: "accuracy (mean over lengths)".into(), higher_is_better: true, unit: "%".into() }
+            MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() }
         }
         _ => MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() },
     }
