@@ -22,5 +22,6 @@
 pub mod blocks;
 pub mod lm;
 pub mod memory_layer;
+pub mod reference;
 
 pub use lm::TitansLm;
