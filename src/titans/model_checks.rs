@@ -2,7 +2,8 @@
 //! ([`TitansLm::mixer_forward`]) against the f64 reference ([`reference::mixer`]) fed with the same weights
 //! ([`TitansLm::mixer_weights`]) and inputs. Sizes are odd on purpose: T not a multiple of MAC's segment, the
 //! window smaller than T, N_p > 0, H ≥ 2 heads splitting D. LayerNorm gains/biases, persistent tokens, gate
-//! biases and convolution taps are moved away from their initial values so that each of them matters.
+//! biases and convolution taps are moved away from their initial values so that each of them matters. One case
+//! per model runs the memory chunkwise (C = 3, Eqs. 16–18), the others token by token.
 
 use super::models::reference;
 use super::models::TitansLm;
@@ -38,6 +39,9 @@ fn base(kind: ModelKind) -> ModelSpec {
 
 fn cases(kind: ModelKind) -> Vec<Case> {
     let mut v = vec![Case { name: "D=12, H=3, N_p=3, conv 4", spec: base(kind), t: 13 }];
+    let mut chunked = base(kind);
+    chunked.memory.chunk_size = 3;
+    v.push(Case { name: "D=12, H=3, N_p=3, conv 4, chunkwise C=3", spec: chunked, t: 13 });
     let mut alt = base(kind);
     alt.dim = 10;
     alt.heads = 2;

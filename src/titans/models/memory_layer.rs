@@ -140,6 +140,7 @@ impl MemoryLayer {
             momentum: self.spec.momentum,
             forgetting: self.spec.forgetting,
             read: self.spec.read,
+            chunk: self.spec.chunk_size,
         })
     }
 

@@ -7,14 +7,15 @@
 //! * LMM: $$o = \mathcal{M}(\tilde x)_{N_p:},\qquad \tilde x = p \,\|\, x$$
 //! * MAC, per segment `S` (Eqs. 21–25):
 //!   $$h = \mathcal{M}^*_{t-1}(q_S),\quad \tilde S = p\,\|\,h\,\|\,S,\quad y = \mathrm{Attn}(S \to \tilde S),\quad
-//!     \mathcal{M}_t = \mathcal{M}_{t-1}(y),\quad o = y \odot \sigma(\mathcal{M}^*_t(y))\ \text{or}\ y + \mathcal{M}^*_t(y)$$
+//!   \mathcal{M}_t = \mathcal{M}_{t-1}(y),\quad o = y \odot \sigma(\mathcal{M}^*_t(y))\ \text{or}\ y + \mathcal{M}^*_t(y)$$
 //!   (query `i` of the segment sees all of `p`, and `h_j`, `S_j` for `j ≤ i`).
 //! * MAG (Eqs. 26–28): $$y = \text{SW-Attn}^*(\tilde x),\quad o = \mathrm{LN}_y(y) \odot \sigma(\mathrm{LN}_m(\mathcal{M}(\tilde x)))$$
 //! * MAL (Eqs. 29–31): $$y = \mathcal{M}(\tilde x),\quad o = \text{SW-Attn}^*(y)$$ (the prefix positions of `y` visible).
 //!
 //! The memory layer per head `h` (`d = D/H` channels): `k = ℓ2(SiLU(conv(W_K x)))`, `q` alike, `v = SiLU(conv(W_V x))`,
 //! gates `α = σ(w_α x + b_α)`, `η = σ(w_η x + b_η)`, `θ = θ_max σ(w_θ x + b_θ)` (rows `h`, `H + h`, `2H + h` of the
-//! gate layer), the Titans rule from `M_0 = S_0 = 0`, heads concatenated and projected by `W_O`.
+//! gate layer), the Titans rule from `M_0 = S_0 = 0` (token by token, or chunkwise when `chunk_size > 1`), heads
+//! concatenated and projected by `W_O`.
 
 use crate::experiment::spec::{MacCombine, ModelKind};
 use crate::memory::ReadMode;
@@ -44,6 +45,9 @@ pub struct MemoryWeights {
     pub momentum: bool,
     pub forgetting: bool,
     pub read: ReadMode,
+    /// `chunk_size`: 0 or 1 = the sequential rule (Eqs. 12–15), C > 1 = chunkwise (Eqs. 16–18, every call's
+    /// chunks counted from its first token)
+    pub chunk: usize,
 }
 
 /// Multi-head attention weights `[D, D]` each, no bias.
@@ -156,7 +160,7 @@ pub fn memory_write(
     let (d, heads) = (head_dim(w), w.heads);
     let new = hist.slice(s![from.., ..]);
     let mut merged = Array2::zeros((t_all - from, dim));
-    for h in 0..heads {
+    for (h, state) in states.iter_mut().enumerate() {
         let rows = |a: Array2<f64>| a.slice(s![from.., ..]).to_owned();
         let gate_rows = [h, heads + h, 2 * heads + h];
         let gw = w.gates_w.select(Axis(0), &gate_rows);
@@ -175,12 +179,18 @@ pub fn memory_write(
             alpha,
             eta,
             theta,
-            m0: states[h].m.clone(),
-            s0: states[h].s.clone(),
+            m0: state.m.clone(),
+            s0: state.s.clone(),
         };
-        let trace = lmr::forward(&inputs, 1.0, read);
-        merged.slice_mut(s![.., h * d..(h + 1) * d]).assign(&trace.y);
-        states[h] = HeadState { m: trace.final_memory().clone(), s: trace.final_surprise().clone() };
+        let (y, m, s) = if w.chunk <= 1 {
+            let trace = lmr::forward(&inputs, 1.0, read);
+            let (m, s) = (trace.final_memory().clone(), trace.final_surprise().clone());
+            (trace.y, m, s)
+        } else {
+            crate::titans::chunkwise::reference::linear_forward(&inputs, w.chunk, 1.0, read)
+        };
+        merged.slice_mut(s![.., h * d..(h + 1) * d]).assign(&y);
+        *state = HeadState { m, s };
     }
     linear(merged.view(), w.wo.view())
 }
