@@ -14,6 +14,7 @@ pub mod eval;
 pub mod linear_memory;
 pub mod mlp_checks;
 pub mod mlp_memory;
+pub mod model_checks;
 pub mod models;
 pub mod persistent;
 pub mod projections;
@@ -162,6 +163,26 @@ pub fn checks() -> Vec<Check> {
             name: "titans_longhorn",
             summary: "Eq. 35 (denominator kᵀk): Longhorn closed form (tch) vs proximal argmin by linear solve (reference); unit keys == DeltaNet β = θ/(1+θ)",
             run: appendix_c_checks::longhorn_check,
+        },
+        Check {
+            name: "titans_model_lmm",
+            summary: "LMM mixer (Eq. 19 prefix + memory layer): tch model block vs f64 reference with the same weights; outputs and M_T per head",
+            run: model_checks::lmm_check,
+        },
+        Check {
+            name: "titans_model_mac",
+            summary: "MAC mixer (Eqs. 21–25: read before the segment, attention over p ‖ h ‖ S, write y, gate/add): tch vs f64 reference; outputs and M_T",
+            run: model_checks::mac_check,
+        },
+        Check {
+            name: "titans_model_mag",
+            summary: "MAG mixer (Eqs. 26–28: SW-Attn* over p ‖ x, memory over p ‖ x, LN(y) ⊙ σ(LN(m))): tch vs f64 reference; outputs and M_T",
+            run: model_checks::mag_check,
+        },
+        Check {
+            name: "titans_model_mal",
+            summary: "MAL mixer (Eqs. 29–31: memory over p ‖ x, then SW-Attn with the prefix outputs visible): tch vs f64 reference; outputs and M_T",
+            run: model_checks::mal_check,
         },
     ]
 }

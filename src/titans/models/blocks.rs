@@ -10,6 +10,16 @@ pub fn l2_normalize(x: &Tensor) -> Tensor {
     x / norm
 }
 
+/// A rank-2 tensor as an f64 array (for the reference's weights).
+pub fn matrix(t: &Tensor) -> anyhow::Result<ndarray::Array2<f64>> {
+    Ok(crate::tensor::from_tch(t)?.into_dimensionality::<ndarray::Ix2>()?)
+}
+
+/// A rank-1 tensor as an f64 array.
+pub fn vector(t: &Tensor) -> anyhow::Result<ndarray::Array1<f64>> {
+    Ok(crate::tensor::from_tch(t)?.into_dimensionality::<ndarray::Ix1>()?)
+}
+
 /// Splits `[B, T, D]` into heads `[B, H, T, D/H]`.
 pub fn split_heads(x: &Tensor, heads: i64) -> Tensor {
     let (b, t, d) = x.size3().unwrap();
@@ -42,6 +52,17 @@ impl Attention {
             wo: nn::linear(p / "wo", dim, dim, c),
             heads,
         }
+    }
+
+    /// The weights as f64 arrays (`[out, in]`, as `nn::Linear` stores them) for the reference.
+    pub fn weights(&self) -> anyhow::Result<super::reference::AttentionWeights> {
+        Ok(super::reference::AttentionWeights {
+            wq: matrix(&self.wq.ws)?,
+            wk: matrix(&self.wk.ws)?,
+            wv: matrix(&self.wv.ws)?,
+            wo: matrix(&self.wo.ws)?,
+            heads: self.heads as usize,
+        })
     }
 
     /// `x_q [B, Tq, D]` attends to `x_kv [B, Tk, D]` where `mask [Tq, Tk]` is true.

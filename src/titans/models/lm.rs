@@ -2,6 +2,7 @@
 
 use super::blocks::{Attention, FeedForward};
 use super::memory_layer::{MemoryLayer, MemoryState};
+use super::reference::{LayerNormWeights, MixerWeights};
 use crate::experiment::spec::{MacCombine, ModelKind, ModelSpec};
 use crate::memory::ReadMode;
 use anyhow::Result;
@@ -120,6 +121,67 @@ impl TitansLm {
 
     pub fn kind(&self) -> ModelKind {
         self.kind
+    }
+
+    /// The mixer of block `layer` alone on its input `x [B, T, D]` (what the block feeds it: `LN₁` of the
+    /// residual stream), from a fresh state: returns the mixer output `[B, T, D]` and the final memory `M_T`
+    /// `[B, H, d, d]`. The checks compare it with [`crate::titans::models::reference::mixer`].
+    pub fn mixer_forward(&self, layer: usize, x: &Tensor) -> (Tensor, Tensor) {
+        let (o, st) = self.blocks[layer].mix(x, None, self.read);
+        (o, st.memory.m)
+    }
+
+    /// The weights of block `layer`'s mixer as f64 arrays, for the reference.
+    pub fn mixer_weights(&self, layer: usize) -> Result<MixerWeights> {
+        let block = &self.blocks[layer];
+        let d = match &block.mixer {
+            Mixer::Lmm { memory }
+            | Mixer::Mac { memory, .. }
+            | Mixer::Mag { memory, .. }
+            | Mixer::Mal { memory, .. } => memory.weights()?,
+        };
+        let dim = d.wq.ncols();
+        let persistent = match &block.persistent {
+            Some(p) => super::blocks::matrix(p)?,
+            None => ndarray::Array2::zeros((0, dim)),
+        };
+        let ln = |l: &nn::LayerNorm| -> Result<LayerNormWeights> {
+            Ok(LayerNormWeights {
+                gain: super::blocks::vector(l.ws.as_ref().expect("affine LayerNorm"))?,
+                bias: super::blocks::vector(l.bs.as_ref().expect("affine LayerNorm"))?,
+                eps: nn::LayerNormConfig::default().eps,
+            })
+        };
+        let mut w = MixerWeights {
+            kind: self.kind,
+            memory: d,
+            attn: None,
+            persistent,
+            segment: 0,
+            window: 0,
+            combine: MacCombine::Gate,
+            ln_y: None,
+            ln_m: None,
+        };
+        match &block.mixer {
+            Mixer::Lmm { .. } => {}
+            Mixer::Mac { attn, segment, combine, .. } => {
+                w.attn = Some(attn.weights()?);
+                w.segment = *segment as usize;
+                w.combine = *combine;
+            }
+            Mixer::Mag { attn, window, ln_y, ln_m, .. } => {
+                w.attn = Some(attn.weights()?);
+                w.window = *window as usize;
+                w.ln_y = Some(ln(ln_y)?);
+                w.ln_m = Some(ln(ln_m)?);
+            }
+            Mixer::Mal { attn, window, .. } => {
+                w.attn = Some(attn.weights()?);
+                w.window = *window as usize;
+            }
+        }
+        Ok(w)
     }
 
     fn run(&self, tokens: &Tensor, state: Option<ModelState>) -> (Tensor, ModelState) {

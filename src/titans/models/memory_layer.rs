@@ -116,6 +116,34 @@ impl MemoryLayer {
         dim / self.heads
     }
 
+    /// The weights and settings as f64 arrays for the reference: projections `[out, in]`, convolution kernels
+    /// `[D, K]` (from `[D, 1, K]`), gates `[3H, D]` and `[3H]` (rows α₀…α_{H−1}, η₀…, θ₀…).
+    pub fn weights(&self) -> anyhow::Result<super::reference::MemoryWeights> {
+        use super::blocks::{matrix, vector};
+        let conv = match &self.conv {
+            Some(c) => {
+                let k = |w: &Tensor| matrix(&w.squeeze_dim(1));
+                Some([k(&c[0])?, k(&c[1])?, k(&c[2])?])
+            }
+            None => None,
+        };
+        Ok(super::reference::MemoryWeights {
+            wq: matrix(&self.wq.ws)?,
+            wk: matrix(&self.wk.ws)?,
+            wv: matrix(&self.wv.ws)?,
+            wo: matrix(&self.wo.ws)?,
+            conv,
+            gates_w: matrix(&self.gates.ws)?,
+            gates_b: vector(self.gates.bs.as_ref().expect("gates have a bias"))?,
+            heads: self.heads as usize,
+            max_lr: self.spec.max_lr,
+            momentum: self.spec.momentum,
+            forgetting: self.spec.forgetting,
+            read: self.spec.read,
+            chunk: self.spec.chunk_size,
+        })
+    }
+
     /// `SiLU(conv(W x))` for one of q (0), k (1), v (2), continuing the stream's convolution from `tail`.
     fn conv_path(&self, which: usize, wx: Tensor, tail: Option<&Tensor>) -> (Tensor, Option<Tensor>) {
         match &self.conv {

@@ -18,9 +18,14 @@
 //! * State carry (`forward_with_state`): every model carries its memory state (with the convolution tails)
 //!   across calls; MAG and MAL also carry the sliding window's last `window − 1` inputs and the prefix keys, so
 //!   one call equals chained calls (MAC: at segment boundaries). Persistent tokens enter on the first call only.
+//!
+//! [`reference`] is the f64 ndarray reference of every mixer (explicit token and segment loops over the
+//! paper-equation references); `TitansLm::mixer_weights` / `TitansLm::mixer_forward` expose one block's weights
+//! and mixer so that the checks `titans_model_{lmm,mac,mag,mal}` compare the two.
 
 pub mod blocks;
 pub mod lm;
 pub mod memory_layer;
+pub mod reference;
 
 pub use lm::TitansLm;
