@@ -40,7 +40,7 @@ pub fn from_tch(t: &Tensor) -> Result<Arr> {
 pub fn round_to_kind(a: &Arr, kind: Kind) -> Arr {
     match kind {
         Kind::Float => a.mapv(|x| x as f32 as f64),
-        Kind::Half => a.mapv(|x| from_tch(&Tensor::from(x).to_kind(Kind::Half)).unwrap()[[]]),
+        Kind::Half | Kind::BFloat16 => from_tch(&to_tch(a, kind, Device::Cpu)).expect("host tensor"),
         _ => a.clone(),
     }
 }

@@ -43,9 +43,7 @@ pub fn metric_info(kind: TaskKind) -> MetricInfo {
             MetricInfo { name: "validation bits per character".into(), higher_is_better: false, unit: "bpc".into() }
         }
         TaskKind::Capacity => MetricInfo { name: "recall".into(), higher_is_better: true, unit: "%".into() },
-        TaskKind::Niah => {
-            MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() }
-        }
+        TaskKind::Niah => MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() },
         _ => MetricInfo { name: "accuracy".into(), higher_is_better: true, unit: "%".into() },
     }
 }
@@ -146,10 +144,12 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
         for &seed in &cfg.seeds {
             let rd = RunDir::new(&dir, &row.name, seed);
             let label = format!("{} seed {seed}", row.name);
-            if let Some(m) = rd.manifest()? {
+            let mut manifest = rd.manifest()?;
+            if let Some(m) = &manifest {
                 if m.config != config_value {
                     if opts.fresh {
                         std::fs::remove_dir_all(&rd.path)?;
+                        manifest = None;
                     } else {
                         bail!(
                             "{}: stored run `{label}` used a different configuration; pass --fresh to discard it, or another --out",
@@ -165,7 +165,7 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
                 }
                 continue;
             }
-            if rd.manifest()?.is_none() {
+            if manifest.is_none() {
                 rd.write_manifest(&Manifest {
                     experiment: cfg.name.clone(),
                     row: row.name.clone(),

@@ -261,9 +261,8 @@ impl Block {
         state: Option<MemoryState>,
     ) -> (Tensor, MemoryState) {
         let (b, t, d) = x.size3().unwrap();
-        let mut st = state.unwrap_or_else(|| {
-            MemoryState::zeros(b, memory_heads(memory, d), memory.head_dim(d), x.kind(), x.device())
-        });
+        let mut st =
+            state.unwrap_or_else(|| MemoryState::zeros(b, memory.heads(), memory.head_dim(d), x.kind(), x.device()));
         let np = self.persistent.as_ref().map_or(0, |p| p.size()[0]);
         let mut outs = vec![];
         let mut start = 0;
@@ -325,8 +324,4 @@ fn windowed_attention(
     let keep = (window - 1).min(l + t);
     let new_tail = (keep > 0).then(|| history.narrow(1, l + t - keep, keep));
     (out, new_tail)
-}
-
-fn memory_heads(memory: &MemoryLayer, dim: i64) -> i64 {
-    dim / memory.head_dim(dim)
 }

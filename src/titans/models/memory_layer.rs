@@ -44,18 +44,16 @@ impl MemoryState {
 }
 
 /// Causal depthwise convolution along time of `x [B, T, D]` with weights `w [D, 1, K]`, continuing from the
-/// previous call's last `K − 1` inputs `tail [B, K−1, D]` (zeros when absent). Returns the output and the new tail.
-pub fn causal_depthwise_conv(x: &Tensor, w: &Tensor, tail: Option<&Tensor>) -> (Tensor, Tensor) {
-    let (b, t, d) = x.size3().unwrap();
+/// previous call's last `K − 1` inputs `tail [B, K−1, D]` (zeros when absent).
+pub fn causal_depthwise_conv(x: &Tensor, w: &Tensor, tail: Option<&Tensor>) -> Tensor {
+    let (b, _, d) = x.size3().unwrap();
     let k = w.size()[2];
     let past = match tail {
         Some(p) => p.shallow_clone(),
         None => Tensor::zeros([b, k - 1, d], (x.kind(), x.device())),
     };
     let full = Tensor::cat(&[past, x.shallow_clone()], 1);
-    let y = full.transpose(1, 2).conv1d(w, None::<Tensor>, [1], [0], [1], d).transpose(1, 2);
-    let new_tail = full.narrow(1, t, k - 1);
-    (y, new_tail)
+    full.transpose(1, 2).conv1d(w, None::<Tensor>, [1], [0], [1], d).transpose(1, 2)
 }
 
 #[derive(Debug)]
@@ -116,6 +114,10 @@ impl MemoryLayer {
         dim / self.heads
     }
 
+    pub fn heads(&self) -> i64 {
+        self.heads
+    }
+
     /// The weights and settings as f64 arrays for the reference: projections `[out, in]`, convolution kernels
     /// `[D, K]` (from `[D, 1, K]`), gates `[3H, D]` and `[3H]` (rows α₀…α_{H−1}, η₀…, θ₀…).
     pub fn weights(&self) -> anyhow::Result<super::reference::MemoryWeights> {
@@ -145,13 +147,10 @@ impl MemoryLayer {
     }
 
     /// `SiLU(conv(W x))` for one of q (0), k (1), v (2), continuing the stream's convolution from `tail`.
-    fn conv_path(&self, which: usize, wx: Tensor, tail: Option<&Tensor>) -> (Tensor, Option<Tensor>) {
+    fn conv_path(&self, which: usize, wx: Tensor, tail: Option<&Tensor>) -> Tensor {
         match &self.conv {
-            Some(w) => {
-                let (y, new_tail) = causal_depthwise_conv(&wx, &w[which], tail);
-                (y.silu(), Some(new_tail))
-            }
-            None => (wx.silu(), None),
+            Some(w) => causal_depthwise_conv(&wx, &w[which], tail).silu(),
+            None => wx.silu(),
         }
     }
 
@@ -164,7 +163,7 @@ impl MemoryLayer {
             _ => &self.wv,
         };
         let projected_tail = tail.map(|t| w.forward(t));
-        self.conv_path(which, w.forward(x), projected_tail.as_ref()).0
+        self.conv_path(which, w.forward(x), projected_tail.as_ref())
     }
 
     /// The new input tail after consuming `x` (last `K − 1` inputs, across calls).
