@@ -168,17 +168,17 @@ pub fn run(cli: Cli) -> Result<i32> {
                 return Ok(0);
             }
             let Some(rule) = rule else { bail!("name a rule (see `repro eval --list`)") };
-            let rule = eval::find_rule(&rule)?;
+            let params = params.iter().map(|p| eval::parse_param(p)).collect::<Result<Vec<_>>>()?;
+            let rule = eval::find_rule(&rule, &params)?;
             if describe {
                 print!("{}", eval::describe(&rule));
                 return Ok(0);
             }
             let Some(inputs) = inputs else { bail!("--inputs FILE.safetensors is required (see --describe)") };
             let Some(out) = out else { bail!("--out FILE.safetensors is required") };
-            let params = params.iter().map(|p| eval::parse_param(p)).collect::<Result<Vec<_>>>()?;
             let device = parse_device(&device)?;
             let kind = parse_kind(&dtype)?;
-            println!("{}", eval::run_file(&rule, &inputs, &out, implementation, device, kind, &params)?);
+            println!("{}", eval::run_file(&rule, &inputs, &out, implementation, device, kind)?);
             Ok(0)
         }
         Command::Run { files, scale, sets, device, out, fresh, quiet, stop_after } => {

@@ -1,14 +1,20 @@
-//! `repro eval`: runs one implemented update rule on tensors a user supplies in a safetensors file and
-//! writes every output and the final state, so that an outside (PyTorch, JAX, …) implementation can be
-//! checked against ours. Each rule declares its tensors with symbolic shapes (`[B, H, T, d_k]`); the inputs
-//! are validated against them before anything runs.
+//! `repro eval`: runs one memory rule on tensors a user supplies in a safetensors file and writes every output
+//! and final state, so that an outside (PyTorch, JAX, …) implementation can be checked against ours.
+//!
+//! Nothing here is written per rule: a rule family (`crate::memories::eval`) turns `--param`s into a
+//! [`MemoryRule`], and the rule's own description gives the tensors — `k, q [B, H, T, d_k]`, `v [B, H, T, d_v]`,
+//! one `[B, H, T]` tensor per gate, one `[B, H, …]` tensor per state (`<state>0` or `<state>_0` in, `<state>_final`
+//! out) — their symbolic shapes for `--describe`, the validation of the inputs, and both implementations.
 
 use crate::device::device_name;
+use crate::memory::rule::{MemoryRule, StateInit};
+use crate::memory::ReadMode;
 use crate::tensor::{from_tch, kind_name, to_tch, Arr};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 use tch::{Device, Kind, Tensor};
 
 /// Which implementation to run.
@@ -21,15 +27,15 @@ pub enum Impl {
 }
 
 /// A declared tensor: name, symbolic shape, whether it may be omitted (then it is zeros), meaning.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TensorSpec {
-    pub name: &'static str,
-    pub dims: &'static [&'static str],
+    pub name: String,
+    pub dims: Vec<String>,
     pub optional: bool,
-    pub meaning: &'static str,
+    pub meaning: String,
 }
 
-/// A scalar option of a rule, passed as `--param name=value`.
+/// A parameter of a rule family, passed as `--param name=value` (values are YAML: `3`, `gelu`, `{kind: l1}`).
 #[derive(Debug, Clone, Copy)]
 pub struct ParamSpec {
     pub name: &'static str,
@@ -37,86 +43,180 @@ pub struct ParamSpec {
     pub meaning: &'static str,
 }
 
-/// Validated inputs: tensors as f64 arrays (missing optional ones filled with zeros), the bound sizes,
-/// and the parameters.
-pub struct RuleInputs {
-    pub arrays: BTreeMap<String, Arr>,
-    pub sizes: HashMap<String, usize>,
-    pub params: BTreeMap<String, String>,
-}
+/// What a family's parameters select: the rule and the read mode.
+pub type BuildRule = fn(&BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)>;
 
-impl RuleInputs {
-    pub fn get(&self, name: &str) -> &Arr {
-        &self.arrays[name]
-    }
-    pub fn param_f64(&self, name: &str) -> Result<f64> {
-        let s = &self.params[name];
-        let x: f64 = s.parse().map_err(|_| anyhow::anyhow!("--param {name}={s}: not a number"))?;
-        if !x.is_finite() {
-            bail!("--param {name}={s}: must be finite");
-        }
-        Ok(x)
-    }
-    pub fn param_str(&self, name: &str) -> &str {
-        &self.params[name]
-    }
-}
-
-/// An update rule reachable through `repro eval`.
-pub struct Rule {
+/// A rule reachable through `repro eval`: its parameters select the concrete [`MemoryRule`].
+#[derive(Clone, Copy)]
+pub struct RuleFamily {
     pub name: &'static str,
     pub summary: &'static str,
-    pub inputs: &'static [TensorSpec],
-    pub outputs: &'static [TensorSpec],
     pub params: &'static [ParamSpec],
-    /// runs the rule; returns the outputs in the order of `outputs`, as f64 arrays
-    pub run: fn(&RuleInputs, Impl, Device, Kind) -> Result<Vec<Arr>>,
+    /// the rule for the given parameter values (every parameter present, defaults filled in)
+    pub build: BuildRule,
 }
 
-pub fn all_rules() -> Vec<Rule> {
-    let mut v = vec![];
-    v.extend(crate::titans::eval_rules());
-    v.extend(crate::miras::eval_rules());
-    v
+/// A family with its parameters resolved: the concrete rule and its tensors.
+pub struct Rule {
+    pub family: RuleFamily,
+    pub params: BTreeMap<String, String>,
+    pub rule: Arc<dyn MemoryRule>,
+    pub read: ReadMode,
 }
 
-pub fn find_rule(name: &str) -> Result<Rule> {
+pub fn all_rules() -> Vec<RuleFamily> {
+    crate::memories::eval::families()
+}
+
+/// The family named `name`.
+pub fn find_family(name: &str) -> Result<RuleFamily> {
     let rules = all_rules();
-    let names: Vec<&str> = rules.iter().map(|r| r.name).collect();
-    let known = names.join(", ");
+    let known = rules.iter().map(|r| r.name).collect::<Vec<_>>().join(", ");
     rules.into_iter().find(|r| r.name == name).with_context(|| format!("unknown rule `{name}` (known rules: {known})"))
 }
 
-fn shape_text(dims: &[&str]) -> String {
+/// The rule `name` with the given `--param`s (unknown names are errors; defaults fill the rest).
+pub fn find_rule(name: &str, params: &[(String, String)]) -> Result<Rule> {
+    let family = find_family(name)?;
+    let mut values: BTreeMap<String, String> =
+        family.params.iter().map(|p| (p.name.to_string(), p.default.to_string())).collect();
+    for (k, v) in params {
+        if !values.contains_key(k) {
+            let known: Vec<&str> = family.params.iter().map(|p| p.name).collect();
+            bail!("unknown parameter `{k}` for rule {} (known: {})", family.name, known.join(", "));
+        }
+        values.insert(k.clone(), v.clone());
+    }
+    let given = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    let (rule, read) = (family.build)(&values).with_context(|| format!("rule {} with --param {given}", family.name))?;
+    Ok(Rule { family, params: values, rule, read })
+}
+
+/// `m` → `m0`, `w1` → `w1_0`.
+fn input_name(state: &str) -> String {
+    if state.len() == 1 {
+        format!("{state}0")
+    } else {
+        format!("{state}_0")
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Rule {
+    /// The input tensors (states of learned or constant initialisation are required; zero-initialised ones
+    /// are optional).
+    pub fn inputs(&self) -> Vec<TensorSpec> {
+        let mut v = vec![
+            TensorSpec {
+                name: "k".into(),
+                dims: strings(&["B", "H", "T", "d_k"]),
+                optional: false,
+                meaning: "keys k_t".into(),
+            },
+            TensorSpec {
+                name: "v".into(),
+                dims: strings(&["B", "H", "T", "d_v"]),
+                optional: false,
+                meaning: "values v_t".into(),
+            },
+            TensorSpec {
+                name: "q".into(),
+                dims: strings(&["B", "H", "T", "d_k"]),
+                optional: false,
+                meaning: "queries q_t".into(),
+            },
+        ];
+        for g in self.rule.gates() {
+            let pinned = g.pinned.map(|c| format!("; the models pin it to {c}")).unwrap_or_default();
+            v.push(TensorSpec {
+                name: g.name.into(),
+                dims: strings(&["B", "H", "T"]),
+                optional: false,
+                meaning: format!("{} (models: in ({}, {}){pinned})", g.meaning, g.lo, g.hi),
+            });
+        }
+        for s in self.rule.state(0, 0) {
+            let mut dims = strings(&["B", "H"]);
+            dims.extend(s.dims.iter().cloned());
+            v.push(TensorSpec {
+                name: input_name(&s.name),
+                dims,
+                optional: s.init == StateInit::Zeros,
+                meaning: format!("initial {}", s.meaning),
+            });
+        }
+        v
+    }
+    /// The output tensors: `y` and every final state.
+    pub fn outputs(&self) -> Vec<TensorSpec> {
+        let mut v = vec![TensorSpec {
+            name: "y".into(),
+            dims: strings(&["B", "H", "T", "d_v"]),
+            optional: false,
+            meaning: format!("retrieved y_t ({})", self.read.name()),
+        }];
+        for s in self.rule.state(0, 0) {
+            let mut dims = strings(&["B", "H"]);
+            dims.extend(s.dims.iter().cloned());
+            v.push(TensorSpec {
+                name: format!("{}_final", s.name),
+                dims,
+                optional: false,
+                meaning: format!("final {}", s.meaning),
+            });
+        }
+        v
+    }
+}
+
+fn shape_text(dims: &[String]) -> String {
     format!("[{}]", dims.join(", "))
 }
 
-/// The `--describe` text: tensors with shapes, parameters with defaults, outputs.
+/// The `--describe` text: tensors with shapes, parameters with their values, outputs.
 pub fn describe(rule: &Rule) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "{}: {}\n\ninputs (safetensors, f32 or f64):", rule.name, rule.summary);
-    for t in rule.inputs {
+    let _ = writeln!(
+        s,
+        "{}: {}\nrule: {}\n\ninputs (safetensors, f32 or f64):",
+        rule.family.name,
+        rule.family.summary,
+        rule.rule.name()
+    );
+    for t in rule.inputs() {
         let opt = if t.optional { " (optional; zeros if absent)" } else { "" };
-        let _ = writeln!(s, "  {:8} {:18} {}{}", t.name, shape_text(t.dims), t.meaning, opt);
+        let _ = writeln!(s, "  {:8} {:22} {}{}", t.name, shape_text(&t.dims), t.meaning, opt);
     }
-    let _ = writeln!(s, "\nparameters (--param name=value):");
-    for p in rule.params {
-        let _ = writeln!(s, "  {:12} default {:12} {}", p.name, p.default, p.meaning);
+    let _ = writeln!(s, "\nparameters (--param name=value; values are YAML):");
+    for p in rule.family.params {
+        let _ = writeln!(s, "  {:12} default {:24} {} (now {})", p.name, p.default, p.meaning, rule.params[p.name]);
     }
     let _ = writeln!(s, "\noutputs:");
-    for t in rule.outputs {
-        let _ = writeln!(s, "  {:8} {:18} {}", t.name, shape_text(t.dims), t.meaning);
+    for t in rule.outputs() {
+        let _ = writeln!(s, "  {:8} {:22} {}", t.name, shape_text(&t.dims), t.meaning);
     }
     s
 }
 
-/// Checks names, dtypes and shapes of the given tensors against the rule and binds the size symbols.
-pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, String)]) -> Result<RuleInputs> {
+/// Validated inputs: every tensor as an f64 array (omitted optional ones as zeros) in the order of
+/// [`Rule::inputs`], and the bound sizes.
+pub struct RuleInputs {
+    pub arrays: Vec<Arr>,
+    pub sizes: HashMap<String, usize>,
+}
+
+/// Checks names, dtypes and shapes of the given tensors against the rule and binds the size symbols; every
+/// state must have the shape the rule gives for the bound `d_k`, `d_v`.
+pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>) -> Result<RuleInputs> {
+    let specs = rule.inputs();
     let mut given: BTreeMap<String, Tensor> = BTreeMap::new();
     for (name, t) in tensors {
-        if !rule.inputs.iter().any(|s| s.name == name) {
-            let expected: Vec<&str> = rule.inputs.iter().map(|s| s.name).collect();
-            bail!("unexpected tensor `{name}` for rule {} (expected: {})", rule.name, expected.join(", "));
+        if !specs.iter().any(|s| s.name == name) {
+            let expected: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+            bail!("unexpected tensor `{name}` for rule {} (expected: {})", rule.family.name, expected.join(", "));
         }
         match t.kind() {
             Kind::Float | Kind::Double => {}
@@ -125,13 +225,13 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
         given.insert(name, t);
     }
     let mut sizes: HashMap<String, usize> = HashMap::new();
-    let mut arrays = BTreeMap::new();
-    for spec in rule.inputs {
-        let Some(t) = given.get(spec.name) else {
+    let mut arrays: BTreeMap<String, Arr> = BTreeMap::new();
+    for spec in &specs {
+        let Some(t) = given.get(&spec.name) else {
             if spec.optional {
                 continue;
             }
-            bail!("missing tensor `{}` {} ({})", spec.name, shape_text(spec.dims), spec.meaning);
+            bail!("missing tensor `{}` {} ({})", spec.name, shape_text(&spec.dims), spec.meaning);
         };
         let got: Vec<i64> = t.size();
         if got.len() != spec.dims.len() {
@@ -139,12 +239,15 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
                 "tensor `{}` has shape {:?}; expected {} (rank {})",
                 spec.name,
                 got,
-                shape_text(spec.dims),
+                shape_text(&spec.dims),
                 spec.dims.len()
             );
         }
-        for (d, (&sym, &n)) in spec.dims.iter().zip(got.iter()).enumerate() {
+        for (d, (sym, &n)) in spec.dims.iter().zip(got.iter()).enumerate() {
             let n = n as usize;
+            if n == 0 && ["B", "H", "d_k", "d_v", "d"].contains(&sym.as_str()) {
+                bail!("tensor `{}` has shape {:?}: dimension {d} ({sym}) is 0; it must be at least 1", spec.name, got);
+            }
             match sizes.get(sym) {
                 Some(&bound) if bound != n => bail!(
                     "tensor `{}` has shape {:?}; dimension {d} ({sym}) is {n} but other tensors give {sym} = {bound}",
@@ -152,31 +255,38 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
                     got
                 ),
                 _ => {
-                    sizes.insert(sym.to_string(), n);
+                    sizes.insert(sym.clone(), n);
                 }
             }
         }
-        arrays.insert(spec.name.to_string(), from_tch(t)?);
+        arrays.insert(spec.name.clone(), from_tch(t)?);
     }
-    let omitted: Vec<&TensorSpec> = rule.inputs.iter().filter(|s| s.optional && !arrays.contains_key(s.name)).collect();
-    for spec in omitted {
-        let mut shape = vec![];
-        for sym in spec.dims {
-            let n = sizes.get(*sym).with_context(|| format!("cannot infer size {sym} for omitted `{}`", spec.name))?;
-            shape.push(*n);
+    let (d_k, d_v) = (sizes["d_k"], sizes["d_v"]);
+    rule.rule.validate_dims(d_k, d_v).with_context(|| format!("rule {}", rule.family.name))?;
+    let (b, h) = (sizes["B"], sizes["H"]);
+    let states = rule.rule.state(d_k, d_v);
+    let mut out = vec![];
+    for spec in &specs {
+        let state = states.iter().find(|s| input_name(&s.name) == spec.name);
+        let expected: Option<Vec<usize>> = state.map(|s| [vec![b, h], s.shape.clone()].concat());
+        match arrays.remove(&spec.name) {
+            Some(a) => {
+                if let Some(e) = expected {
+                    if a.shape() != e.as_slice() {
+                        bail!(
+                            "tensor `{}` has shape {:?}; this rule needs {:?} for d_k = {d_k}, d_v = {d_v}",
+                            spec.name,
+                            a.shape(),
+                            e
+                        );
+                    }
+                }
+                out.push(a);
+            }
+            None => out.push(Arr::zeros(expected.expect("only states are optional"))),
         }
-        arrays.insert(spec.name.to_string(), Arr::zeros(shape));
     }
-    let mut values: BTreeMap<String, String> =
-        rule.params.iter().map(|p| (p.name.to_string(), p.default.to_string())).collect();
-    for (k, v) in params {
-        if !values.contains_key(k) {
-            let known: Vec<&str> = rule.params.iter().map(|p| p.name).collect();
-            bail!("unknown parameter `{k}` for rule {} (known: {})", rule.name, known.join(", "));
-        }
-        values.insert(k.clone(), v.clone());
-    }
-    Ok(RuleInputs { arrays, sizes, params: values })
+    Ok(RuleInputs { arrays: out, sizes })
 }
 
 /// Parses `name=value`.
@@ -187,25 +297,46 @@ pub fn parse_param(s: &str) -> Result<(String, String)> {
     }
 }
 
+/// Runs the rule on validated inputs: `y` and the final states, as f64 arrays (order of [`Rule::outputs`]).
+pub fn run(rule: &Rule, x: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
+    let n_gates = rule.rule.gates().len();
+    let a = &x.arrays;
+    match imp {
+        Impl::Reference => {
+            let inputs = crate::memories::checks::RuleInputs {
+                k: a[0].clone(),
+                v: a[1].clone(),
+                q: a[2].clone(),
+                gates: a[3..3 + n_gates].to_vec(),
+                state: a[3 + n_gates..].to_vec(),
+            };
+            let (y, st) = crate::memories::checks::reference_batched(rule.rule.as_ref(), &inputs, rule.read);
+            Ok([vec![y], st].concat())
+        }
+        Impl::Torch => {
+            let t: Vec<Tensor> = a.iter().map(|x| to_tch(x, kind, device)).collect();
+            let (y, st) =
+                tch::no_grad(|| crate::memories::checks::torch_forward(rule.rule.as_ref(), &t, n_gates, rule.read));
+            let mut out = vec![from_tch(&y)?];
+            for s in &st {
+                out.push(from_tch(s)?);
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// Reads inputs, runs the rule, writes the outputs (in `out_kind`). Returns a one-line summary.
-pub fn run_file(
-    rule: &Rule,
-    inputs: &Path,
-    out: &Path,
-    imp: Impl,
-    device: Device,
-    kind: Kind,
-    params: &[(String, String)],
-) -> Result<String> {
+pub fn run_file(rule: &Rule, inputs: &Path, out: &Path, imp: Impl, device: Device, kind: Kind) -> Result<String> {
     if !inputs.exists() {
         bail!("input file {} does not exist", inputs.display());
     }
     let tensors = Tensor::read_safetensors(inputs)
         .map_err(|e| anyhow::anyhow!("{}: not a readable safetensors file: {e}", inputs.display()))?;
-    let ri = validate(rule, tensors, params)?;
-    let outs = (rule.run)(&ri, imp, device, kind)?;
+    let ri = validate(rule, tensors)?;
+    let outs = run(rule, &ri, imp, device, kind)?;
     let named: Vec<(String, Tensor)> =
-        rule.outputs.iter().zip(outs.iter()).map(|(s, a)| (s.name.to_string(), to_tch(a, kind, Device::Cpu))).collect();
+        rule.outputs().iter().zip(outs.iter()).map(|(s, a)| (s.name.clone(), to_tch(a, kind, Device::Cpu))).collect();
     if let Some(dir) = out.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir)?;
@@ -220,8 +351,8 @@ pub fn run_file(
     };
     Ok(format!(
         "{}: ran the {where_}; wrote {} to {}",
-        rule.name,
-        rule.outputs.iter().map(|o| o.name).collect::<Vec<_>>().join(", "),
+        rule.family.name,
+        named.iter().map(|o| o.0.as_str()).collect::<Vec<_>>().join(", "),
         out.display()
     ))
 }

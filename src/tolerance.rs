@@ -31,6 +31,12 @@ pub const TORCH_F32_ILL_CONDITIONED: f64 = 1e-4;
 pub const FINITE_DIFFERENCE: f64 = 1e-7;
 pub const FD_STEP: f64 = 1e-6;
 
+/// Central finite differences (h = 1e-6) of a whole f64 recurrence (a few tokens through normalisations,
+/// softmaxes, powers and thresholds) against an exact gradient: the cancellation error ε·|L|/h ≈ 1e-16·10/1e-6
+/// is ~1e-9 absolute on gradients of norm O(1)–O(10), and the truncation term grows with the third derivatives
+/// of the non-polynomial maps; 1e-6 relative keeps an order of magnitude above the worst measured case.
+pub const FINITE_DIFFERENCE_CHAIN: f64 = 1e-6;
+
 /// Two f64 evaluations of algebraically identical expressions (an equivalence or reduction written
 /// independently): only rounding separates them.
 pub const ALGEBRAIC_F64: f64 = 1e-11;

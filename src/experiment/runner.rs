@@ -6,9 +6,10 @@ use super::store::{git_revision, Manifest, RunDir, RunResult};
 use super::tasks::{loss_and_accuracy, Split, Task};
 use super::train::train;
 use crate::device::{device_name, parse_device};
+use crate::memory::rule::StateInit;
+use crate::memory::ReadMode;
+use crate::models::LanguageModel;
 use crate::report::data::{MetricInfo, PaperReference, RowSummary, StudySummary};
-use crate::titans::linear_memory::{torch as lm, ReadMode};
-use crate::titans::models::TitansLm;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -52,7 +53,7 @@ pub fn metric_info(kind: TaskKind) -> MetricInfo {
 pub fn evaluate(
     cfg: &Experiment,
     task: &Task,
-    model: &TitansLm,
+    model: &dyn LanguageModel,
     seed: u64,
     device: Device,
 ) -> Result<(f64, Vec<(usize, f64)>)> {
@@ -79,34 +80,48 @@ pub fn evaluate(
     })
 }
 
-/// The capacity task: store N random unit-norm key–value pairs in a linear memory with Titans' rule (θ =
-/// max_lr, η = 0.5 with momentum else 0, α = 0.01 with forgetting else 0, one pass), then read every key back;
-/// recall is the share of keys whose read-out is closest (cosine) to its own value among the N values.
-pub fn capacity(cfg: &Experiment, seed: u64, device: Device) -> Vec<(usize, f64)> {
+/// The capacity task: store N random unit-norm key–value pairs in one pass with the rule of `model.memory`
+/// (one head of width `task.width`), every gate at the value a freshly built layer starts from (Titans: α ≈
+/// 0.018, η = ½, θ = max_lr/2; a pinned gate at its pin), the initial state at its initialisation; then read
+/// every key back. Recall is the share of keys whose read-out is closest (cosine) to its own value among the N
+/// values.
+pub fn capacity(cfg: &Experiment, seed: u64, device: Device) -> Result<Vec<(usize, f64)>> {
     let d = cfg.task.width as i64;
-    let mem = &cfg.model.memory;
+    let rule =
+        crate::memories::build(&cfg.model.memory, cfg.task.width).map_err(|e| anyhow::anyhow!("model.memory: {e}"))?;
     tch::manual_seed(seed as i64);
-    cfg.task
-        .pairs
-        .iter()
-        .map(|&n| {
-            let n = n as i64;
-            let unit = |t: Tensor| &t / t.norm_scalaropt_dim(2.0, [-1], true);
-            let k = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
-            let v = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
-            let gate = |x: f64| Tensor::full([1, 1, n], x, (Kind::Double, device));
-            let alpha = gate(if mem.forgetting { 0.01 } else { 0.0 });
-            let eta = gate(if mem.momentum { 0.5 } else { 0.0 });
-            let theta = gate(mem.max_lr);
-            let zeros = Tensor::zeros([1, 1, d, d], (Kind::Double, device));
-            let o = lm::forward(&k, &v, &k, &alpha, &eta, &theta, &zeros, &zeros, 1.0, ReadMode::AfterWrite);
-            // read every key from the final memory and match against all values
-            let read = k.matmul(&o.m_final.transpose(-2, -1)).squeeze_dim(0).squeeze_dim(0);
-            let sims = unit(read).matmul(&v.squeeze_dim(0).squeeze_dim(0).transpose(0, 1));
-            let hits = sims.argmax(-1, false).eq_tensor(&Tensor::arange(n, (Kind::Int64, device)));
-            (n as usize, 100.0 * hits.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
-        })
-        .collect()
+    let mut out = vec![];
+    for &n in &cfg.task.pairs {
+        let n = n as i64;
+        let unit = |t: Tensor| &t / t.norm_scalaropt_dim(2.0, [-1], true);
+        let k = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
+        let v = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
+        let gates: Vec<Tensor> = rule
+            .gates()
+            .iter()
+            .map(|g| Tensor::full([1, 1, n], g.value(g.init_logit), (Kind::Double, device)))
+            .collect();
+        let state: Vec<Tensor> = rule
+            .state(d as usize, d as usize)
+            .iter()
+            .map(|s| {
+                let mut shape = vec![1i64, 1];
+                shape.extend(s.shape.iter().map(|&x| x as i64));
+                match s.init {
+                    StateInit::Zeros => Tensor::zeros(shape.as_slice(), (Kind::Double, device)),
+                    StateInit::Constant { value } => Tensor::full(shape.as_slice(), value, (Kind::Double, device)),
+                    StateInit::Learned { std } => Tensor::randn(shape.as_slice(), (Kind::Double, device)) * std,
+                }
+            })
+            .collect();
+        let (_, fin) = tch::no_grad(|| rule.forward(&k, &v, &k, &gates, &state, ReadMode::AfterWrite));
+        // read every key from the final memory and match against all values
+        let read = tch::no_grad(|| rule.retrieve(&k, &fin)).squeeze_dim(0).squeeze_dim(0);
+        let sims = unit(read).matmul(&v.squeeze_dim(0).squeeze_dim(0).transpose(0, 1));
+        let hits = sims.argmax(-1, false).eq_tensor(&Tensor::arange(n, (Kind::Int64, device)));
+        out.push((n as usize, 100.0 * hits.to_kind(Kind::Double).mean(Kind::Double).double_value(&[])));
+    }
+    Ok(out)
 }
 
 fn bar_for(quiet: bool, prefix: String) -> ProgressBar {
@@ -181,7 +196,7 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
             }
             let started = std::time::Instant::now();
             let result = if cfg.task.kind == TaskKind::Capacity {
-                let by_pairs = capacity(&cfg, seed, device);
+                let by_pairs = capacity(&cfg, seed, device)?;
                 let mean = by_pairs.iter().map(|x| x.1).sum::<f64>() / by_pairs.len() as f64;
                 RunResult {
                     status: "done".into(),
@@ -197,7 +212,7 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
                 bar.finish_and_clear();
                 match outcome {
                     Ok(tr) => {
-                        let (metric, by_length) = evaluate(&cfg, &task, &tr.model, seed, device)?;
+                        let (metric, by_length) = evaluate(&cfg, &task, tr.model.as_ref(), seed, device)?;
                         RunResult {
                             status: "done".into(),
                             final_metric: Some(metric),

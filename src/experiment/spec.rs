@@ -4,7 +4,6 @@
 //! Configuration order: the file's base config → `scales.<scale>` overrides → the ablation row's `set`
 //! overrides → command-line `--set path=value` (the user's word wins).
 
-use crate::memory::ReadMode;
 use crate::report::data::PlotKind;
 use anyhow::{anyhow, bail, Result};
 use serde::{Deserialize, Serialize};
@@ -131,130 +130,7 @@ pub enum TaskKind {
     LmChar,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModelKind {
-    /// the long-term memory module alone (Titans §4.3, "LMM")
-    Lmm,
-    /// memory as a context (§4.1)
-    Mac,
-    /// memory as a gate (§4.2)
-    Mag,
-    /// memory as a layer (§4.3)
-    Mal,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSpec {
-    pub kind: ModelKind,
-    #[serde(default = "d_dim")]
-    pub dim: usize,
-    #[serde(default = "d_heads")]
-    pub heads: usize,
-    #[serde(default = "d_layers")]
-    pub layers: usize,
-    /// N_p learnable persistent tokens (Eq. 19); 0 disables them
-    #[serde(default = "d_persistent")]
-    pub persistent_tokens: usize,
-    /// MAC segment length C
-    #[serde(default = "d_segment")]
-    pub segment_len: usize,
-    /// sliding-window size of MAG/MAL attention
-    #[serde(default = "d_window")]
-    pub window: usize,
-    #[serde(default)]
-    pub memory: MemorySpec,
-    /// MAC's Eq. 25 `o = y ⊗ M*(y)`: `gate` (`y ⊙ σ(M*(y))`) or `add` (`y + M*(y)`); v1 leaves ⊗ open
-    #[serde(default)]
-    pub mac_combine: MacCombine,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum MacCombine {
-    #[default]
-    Gate,
-    Add,
-}
-fn d_dim() -> usize {
-    32
-}
-fn d_heads() -> usize {
-    2
-}
-fn d_layers() -> usize {
-    1
-}
-fn d_persistent() -> usize {
-    4
-}
-fn d_segment() -> usize {
-    16
-}
-fn d_window() -> usize {
-    16
-}
-
-/// The neural memory inside the models (Titans Eqs. 8–15).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemorySpec {
-    /// `linear` (a d_v × d_k matrix per head)
-    #[serde(default)]
-    pub kind: MemoryKind,
-    /// η_t learned (true) or fixed at 0 (false): the "w/o momentum" ablation
-    #[serde(default = "yes")]
-    pub momentum: bool,
-    /// α_t learned (true) or fixed at 0 (false): the "w/o weight decay" ablation
-    #[serde(default = "yes")]
-    pub forgetting: bool,
-    /// θ_t = max_lr · sigmoid(·)
-    #[serde(default = "d_max_lr")]
-    pub max_lr: f64,
-    /// which state LMM/MAG/MAL read (MAC's retrieval always reads before the segment's writes)
-    #[serde(default)]
-    pub read: ReadMode,
-    /// kernel of the short causal depthwise convolution on q, k, v (§4.4); 0 = "w/o convolution"
-    #[serde(default = "d_conv")]
-    pub conv_kernel: usize,
-    /// 1 = the sequential rule (Eqs. 12–15); C > 1 = chunkwise training (Eqs. 16–18)
-    #[serde(default = "d_chunk")]
-    pub chunk_size: usize,
-}
-fn d_chunk() -> usize {
-    1
-}
-fn d_conv() -> usize {
-    4
-}
-fn yes() -> bool {
-    true
-}
-fn d_max_lr() -> f64 {
-    0.5
-}
-
-impl Default for MemorySpec {
-    fn default() -> Self {
-        Self {
-            kind: MemoryKind::Linear,
-            momentum: true,
-            forgetting: true,
-            max_lr: d_max_lr(),
-            read: ReadMode::AfterWrite,
-            conv_kernel: d_conv(),
-            chunk_size: d_chunk(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum MemoryKind {
-    #[default]
-    Linear,
-}
+pub use crate::models::spec::{AttentionSpec, MacCombine, MemorySpec, ModelKind, ModelSpec, Positions};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -544,8 +420,12 @@ impl Study {
         if m.memory.chunk_size == 0 {
             return Err(f("model.memory.chunk_size", "must be at least 1 (1 = sequential)"));
         }
-        if !(m.memory.max_lr.is_finite() && m.memory.max_lr > 0.0) {
+        if m.memory.max_lr.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
             return Err(f("model.memory.max_lr", "must be a positive number"));
+        }
+        if let Err(err) = crate::memories::build(&m.memory, m.dim / m.heads) {
+            let field = crate::memories::field_of(&err.to_string());
+            return Err(f(&format!("model.memory{field}"), &err.to_string()));
         }
         let k = &e.task;
         match k.kind {

@@ -8,7 +8,7 @@
 use super::spec::{Experiment, TrainingSpec};
 use super::store::{MetricLine, RunDir};
 use super::tasks::{loss_and_accuracy, Split, Task};
-use crate::titans::models::TitansLm;
+use crate::models::{LanguageModel, MemoryLm};
 use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use std::collections::BTreeMap;
@@ -119,7 +119,7 @@ impl AdamW {
 
 /// The result of training one (row, seed).
 pub struct Trained {
-    pub model: TitansLm,
+    pub model: Box<dyn LanguageModel>,
     pub vs: nn::VarStore,
     pub steps_done: usize,
 }
@@ -136,7 +136,9 @@ pub fn train(
 ) -> Result<Trained> {
     tch::manual_seed(seed as i64);
     let vs = nn::VarStore::new(device);
-    let model = TitansLm::new(&vs.root(), &cfg.model, task.vocab());
+    let rule = crate::memories::build(&cfg.model.memory, cfg.model.dim / cfg.model.heads)
+        .map_err(|e| anyhow::anyhow!("model.memory: {e}"))?;
+    let model: Box<dyn LanguageModel> = Box::new(MemoryLm::new(&vs.root(), &cfg.model, task.vocab(), rule));
     let mut opt = AdamW::new(&vs);
     let t = &cfg.training;
     let mut step = 0usize;
@@ -174,7 +176,7 @@ pub fn train(
         bar.set_message(format!("loss {loss_value:.3} · {tps:.0} tok/s"));
         if step % t.log_every == 0 || step == t.steps {
             let metric = if cfg.evaluation.every > 0 && step % cfg.evaluation.every == 0 {
-                Some(super::runner::evaluate(cfg, task, &model, seed, device)?.0)
+                Some(super::runner::evaluate(cfg, task, model.as_ref(), seed, device)?.0)
             } else {
                 None
             };

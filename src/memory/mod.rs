@@ -11,6 +11,9 @@
 //! * Chunkwise (mini-batch) form with chunk size C: inside a chunk every gradient is taken at the state at the
 //!   chunk's start, while momentum and forgetting still run token by token; C = 1 is the sequential rule.
 
+pub mod autograd;
+pub mod rule;
+
 use serde::{Deserialize, Serialize};
 
 /// The explicit factor `c` in `ℓ = c‖Mk − v‖²` (1 for Titans' Eq. 12; ½ for the appendix's form).

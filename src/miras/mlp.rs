@@ -112,15 +112,29 @@ pub mod reference {
         pub y: Array2<f64>,
         pub w1: Array2<f64>,
         pub w2: Array2<f64>,
+        /// final carried states (A or Z for dual retentions, else W) and momenta
+        pub a1: Array2<f64>,
+        pub a2: Array2<f64>,
+        pub s1: Array2<f64>,
+        pub s2: Array2<f64>,
     }
 
-    /// The whole sequence, token by token (GD or momentum; any retention applied per tensor).
+    /// The whole sequence, token by token (GD or momentum; any retention applied per tensor), from
+    /// `W_i = primal(A_i)` and zero momentum.
     pub fn forward(cfg: &Config, inp: &Inputs) -> Outputs {
+        let (w1, w2) = (primal(cfg, &inp.a1_0), primal(cfg, &inp.a2_0));
+        let (s1, s2) = (Array2::zeros(w1.raw_dim()), Array2::zeros(w2.raw_dim()));
+        forward_from(cfg, inp, [w1, w2], [s1, s2])
+    }
+
+    /// [`forward`] continuing a carried state: `inp.a*_0` the carried states, `w0` the memories they stand
+    /// for, `s0` the momenta. Chained calls equal one call.
+    pub fn forward_from(cfg: &Config, inp: &Inputs, w0: [Array2<f64>; 2], s0: [Array2<f64>; 2]) -> Outputs {
         assert!(cfg.algorithm != Algorithm::ImplicitGd, "implicit GD has no closed form for the MLP memory");
         let t_len = inp.k.nrows();
         let (mut st1, mut st2) = (inp.a1_0.clone(), inp.a2_0.clone());
-        let (mut w1, mut w2) = (primal(cfg, &st1), primal(cfg, &st2));
-        let (mut s1, mut s2) = (Array2::zeros(w1.raw_dim()), Array2::zeros(w2.raw_dim()));
+        let [mut w1, mut w2] = w0;
+        let [mut s1, mut s2] = s0;
         let mut y = Array2::zeros((t_len, inp.v.ncols()));
         for t in 0..t_len {
             let (alpha, eta, mu) = (inp.alpha[t], inp.eta[t], inp.mu[t]);
@@ -142,7 +156,7 @@ pub mod reference {
             w2 = b;
             y.row_mut(t).assign(&read(&w1, &w2, inp.q.row(t)));
         }
-        Outputs { y, w1, w2 }
+        Outputs { y, w1, w2, a1: st1, a2: st2, s1, s2 }
     }
 }
 
@@ -166,12 +180,15 @@ pub mod torch {
         x + c / (var + LN_EPS).sqrt()
     }
 
-    /// `(∇_{W_1} ℓ, ∇_{W_2} ℓ)` by autograd.
+    /// `(∇_{W_1} ℓ, ∇_{W_2} ℓ)` by autograd, with `create_graph` when anything upstream requires a gradient (then
+    /// the result is differentiable and the memory trains inside a model), on detached leaves otherwise.
     pub fn grads(bias: Bias, w1: &Tensor, w2: &Tensor, k: &Tensor, v: &Tensor, delta: &Tensor) -> (Tensor, Tensor) {
-        let w1 = w1.detach().set_requires_grad(true);
-        let w2 = w2.detach().set_requires_grad(true);
-        let l = loss_at(bias, &read(&w1, &w2, k), v, delta).sum(w1.kind());
-        let mut g = Tensor::run_backward(&[l], &[&w1, &w2], false, false);
+        let upstream = k.requires_grad() || v.requires_grad() || delta.requires_grad();
+        let mut g = crate::memory::autograd::autograd_grads(
+            &[w1.shallow_clone(), w2.shallow_clone()],
+            |w| loss_at(bias, &read(&w[0], &w[1], k), v, delta).sum(w[0].kind()),
+            upstream,
+        );
         let g2 = g.pop().unwrap();
         let g1 = g.pop().unwrap();
         (g1, g2)
@@ -182,6 +199,11 @@ pub mod torch {
         pub y: Tensor,
         pub w1: Tensor,
         pub w2: Tensor,
+        /// final carried states and momenta
+        pub a1: Tensor,
+        pub a2: Tensor,
+        pub s1: Tensor,
+        pub s2: Tensor,
     }
 
     /// Shapes: `k, v, q [B, H, T, d]`, gates `[B, H, T]`, `a1_0 [B, H, d, h]`, `a2_0 [B, H, h, d]`.
@@ -198,11 +220,31 @@ pub mod torch {
         a1_0: &Tensor,
         a2_0: &Tensor,
     ) -> Outputs {
+        let (w1, w2) = (primal(cfg, a1_0), primal(cfg, a2_0));
+        let (s1, s2) = (w1.zeros_like(), w2.zeros_like());
+        forward_from(cfg, k, v, q, alpha, eta, delta, mu, [a1_0, a2_0], [&w1, &w2], [&s1, &s2])
+    }
+
+    /// [`forward`] continuing a carried state (see the reference's `forward_from`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_from(
+        cfg: &Config,
+        k: &Tensor,
+        v: &Tensor,
+        q: &Tensor,
+        alpha: &Tensor,
+        eta: &Tensor,
+        delta: &Tensor,
+        mu: &Tensor,
+        a0: [&Tensor; 2],
+        w0: [&Tensor; 2],
+        s0: [&Tensor; 2],
+    ) -> Outputs {
         let t_len = k.size()[2];
         let gate = |g: &Tensor, t: i64| g.select(2, t).unsqueeze(-1).unsqueeze(-1);
-        let (mut st1, mut st2) = (a1_0.shallow_clone(), a2_0.shallow_clone());
-        let (mut w1, mut w2) = (primal(cfg, &st1), primal(cfg, &st2));
-        let (mut s1, mut s2) = (w1.zeros_like(), w2.zeros_like());
+        let (mut st1, mut st2) = (a0[0].shallow_clone(), a0[1].shallow_clone());
+        let (mut w1, mut w2) = (w0[0].shallow_clone(), w0[1].shallow_clone());
+        let (mut s1, mut s2) = (s0[0].shallow_clone(), s0[1].shallow_clone());
         let mut ys = vec![];
         for t in 0..t_len {
             let (a, e, m) = (gate(alpha, t), gate(eta, t), gate(mu, t));
@@ -225,8 +267,13 @@ pub mod torch {
             let (x, y) = retain(cfg, &st2, &w2, &d2, &g2, &a, &e);
             st2 = x;
             w2 = y;
-            ys.push(tch::no_grad(|| read(&w1, &w2, &q.select(2, t))));
+            ys.push(read(&w1, &w2, &q.select(2, t)));
         }
-        Outputs { y: Tensor::stack(&ys, 2), w1, w2 }
+        let y = if ys.is_empty() {
+            Tensor::zeros([k.size()[0], k.size()[1], 0, v.size()[3]], (k.kind(), k.device()))
+        } else {
+            Tensor::stack(&ys, 2)
+        };
+        Outputs { y, w1, w2, a1: st1, a2: st2, s1, s2 }
     }
 }

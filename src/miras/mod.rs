@@ -12,8 +12,8 @@ pub mod checks;
 pub mod checks_mlp;
 pub mod checks_models;
 pub mod checks_retention;
-pub mod eval;
 pub mod framework;
+pub mod memory_rules;
 pub mod mlp;
 pub mod models;
 pub mod presets;
@@ -206,9 +206,4 @@ pub fn checks() -> Vec<Check> {
             run: checks_mlp::preset_ttt_mlp,
         },
     ]
-}
-
-/// MIRAS rules for `repro eval`.
-pub fn eval_rules() -> Vec<crate::eval::Rule> {
-    eval::rules()
 }

@@ -144,12 +144,21 @@ pub mod reference {
         }
     }
 
-    /// The whole sequence.
+    /// The whole sequence from `W_0 = primal(m0)` and `S_0 = 0`.
     pub fn forward(cfg: &Config, inp: &Inputs) -> Outputs {
+        let w0 = primal(cfg, &inp.m0);
+        let s0 = Array2::zeros(w0.raw_dim());
+        forward_from(cfg, inp, w0, s0)
+    }
+
+    /// The whole sequence continuing a carried state: `inp.m0` is the carried state (`W`, or `A` / `Z`), `w0` the
+    /// memory it stands for (`primal(m0)` except after Eq. 23, whose `W = S_{η/α}(A)` depends on the last η),
+    /// `s0` the momentum. Chained calls equal one call.
+    pub fn forward_from(cfg: &Config, inp: &Inputs, w0: Array2<f64>, s0: Array2<f64>) -> Outputs {
         let t_len = inp.k.nrows();
         let mut state = inp.m0.clone();
-        let mut w = primal(cfg, &state);
-        let mut s = Array2::zeros(w.raw_dim());
+        let mut w = w0;
+        let mut s = s0;
         let mut y = Array2::zeros((t_len, w.nrows()));
         for t in 0..t_len {
             let (a, b, c) = step(cfg, &state, &w, &s, inp, t);
@@ -198,11 +207,31 @@ pub mod torch {
         mu: &Tensor,
         m0: &Tensor,
     ) -> Outputs {
+        let w0 = primal(cfg, m0);
+        let s0 = w0.zeros_like();
+        forward_from(cfg, k, v, q, alpha, eta, delta, mu, m0, &w0, &s0)
+    }
+
+    /// [`forward`] continuing a carried state `(m0, w0, s0)` (see the reference's `forward_from`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_from(
+        cfg: &Config,
+        k: &Tensor,
+        v: &Tensor,
+        q: &Tensor,
+        alpha: &Tensor,
+        eta: &Tensor,
+        delta: &Tensor,
+        mu: &Tensor,
+        m0: &Tensor,
+        w0: &Tensor,
+        s0: &Tensor,
+    ) -> Outputs {
         let t_len = k.size()[2];
         let gate = |g: &Tensor, t: i64| g.select(2, t).unsqueeze(-1).unsqueeze(-1);
         let mut state = m0.shallow_clone();
-        let mut w = primal(cfg, &state);
-        let mut s = w.zeros_like();
+        let mut w = w0.shallow_clone();
+        let mut s = s0.shallow_clone();
         let mut ys = vec![];
         for t in 0..t_len {
             let (k_t, v_t, q_t) = (k.select(2, t), v.select(2, t), q.select(2, t));

@@ -2,10 +2,10 @@
 //! and ℓ2-norm (Eqs. 1/11, §4.4), the data-dependent gates, persistent tokens (Eq. 19) and attention (Eqs.
 //! 2–5). Each compares the tch implementation with the f64 reference written with explicit loops.
 
-use super::attention::{self, FeatureMap, Mask};
-use super::persistent;
-use super::projections::{self, ProjectionConfig};
 use crate::check::{CheckEnv, Measurement};
+use crate::models::attention::{self, FeatureMap, Mask};
+use crate::models::persistent;
+use crate::models::projections::{self, ProjectionConfig};
 use crate::tensor::{from_tch, head2, round_to_kind, stack_heads, to_tch, Arr, Draw};
 use crate::tolerance;
 use anyhow::Result;

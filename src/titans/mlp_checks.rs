@@ -148,13 +148,14 @@ pub fn configs() -> Vec<MlpConfig> {
 }
 
 /// Eq. 12 for the MLP memory: hand-written backprop vs tch autograd vs central finite differences, for
-/// L_M = 1, 2, 3, a residual 2-layer memory and a deep linear (identity-activation) memory; and L_M = 1 vs the
+/// L_M = 1, 2, 3, a residual 2-layer memory, a deep linear (identity-activation) memory and an exact-GELU memory; and L_M = 1 vs the
 /// linear memory's closed-form gradient.
 pub fn mlp_inner_gradient(env: &CheckEnv) -> Result<Vec<Measurement>> {
     let mut out = vec![];
     let mut cases: Vec<(MlpConfig, usize, usize)> = configs().into_iter().map(|c| (c, 7, 5)).collect();
     cases.push((MlpConfig { residual: true, ..MlpConfig::new(2, 6) }, 5, 5));
     cases.push((MlpConfig { activation: Activation::Identity, ..MlpConfig::new(3, 4) }, 7, 5));
+    cases.push((MlpConfig { activation: Activation::Gelu, ..MlpConfig::new(2, 6) }, 7, 5));
     for &seed in &env.seeds {
         for (ci, &(cfg, d_k, d_v)) in cases.iter().enumerate() {
             let case = Case { b: 1, h: 1, t: 1, d_k, d_v };

@@ -15,7 +15,8 @@
 //!
 //! **What v1 leaves open, and what this module chooses** (all fields of [`MlpConfig`]):
 //! * activation σ: §4.4 says SiLU is used for q/k/v; the paper names no activation *inside* the memory. We use
-//!   SiLU ([`Activation::Silu`]); [`Activation::Identity`] (a deep linear memory) is the alternative.
+//!   SiLU ([`Activation::Silu`]); [`Activation::Gelu`] (exact, `x Φ(x)` with the error function — what
+//!   titans-pytorch's `MemoryMLP` uses) and [`Activation::Identity`] (a deep linear memory) are the alternatives.
 //! * hidden width: not stated (peers use 4× the key width); `hidden` is a config field, default `4·d_k` in the
 //!   models; the checks use odd widths.
 //! * residual connection / normalisation inside the memory: not stated. `residual = true` adds the key to the
@@ -35,6 +36,8 @@ pub enum Activation {
     /// `σ(x) = x · sigmoid(x)` (the project default; §4.4 uses SiLU throughout).
     #[default]
     Silu,
+    /// `σ(x) = x Φ(x) = ½x(1 + erf(x/√2))`, the exact GELU (not the tanh approximation).
+    Gelu,
     /// no non-linearity: a deep linear memory (useful for reductions).
     Identity,
 }
@@ -43,13 +46,15 @@ impl Activation {
     pub fn parse(s: &str) -> anyhow::Result<Self> {
         match s {
             "silu" => Ok(Self::Silu),
+            "gelu" => Ok(Self::Gelu),
             "identity" | "none" => Ok(Self::Identity),
-            other => anyhow::bail!("unknown activation `{other}` (expected silu or identity)"),
+            other => anyhow::bail!("unknown activation `{other}` (expected silu, gelu or identity)"),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Self::Silu => "silu",
+            Self::Gelu => "gelu",
             Self::Identity => "identity",
         }
     }
@@ -123,6 +128,7 @@ pub mod reference {
     fn act(a: Activation, x: f64) -> f64 {
         match a {
             Activation::Silu => x / (1.0 + (-x).exp()),
+            Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
             Activation::Identity => x,
         }
     }
@@ -133,6 +139,12 @@ pub mod reference {
             Activation::Silu => {
                 let s = 1.0 / (1.0 + (-x).exp());
                 s * (1.0 + x * (1.0 - s))
+            }
+            // d/dx xΦ(x) = Φ(x) + x φ(x)
+            Activation::Gelu => {
+                let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+                let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                cdf + x * pdf
             }
             Activation::Identity => 1.0,
         }
@@ -242,6 +254,7 @@ pub mod reference {
 /// `create_graph` whenever anything upstream requires a gradient (second-order outer gradients).
 pub mod torch {
     use super::{Activation, MlpConfig, ReadMode};
+    pub use crate::memory::autograd::autograd_grads;
     use tch::Tensor;
 
     /// Outputs: `y [B, H, T, d_v]`, final weights and surprise, each `[B, H, rows, cols]` per layer.
@@ -255,6 +268,7 @@ pub mod torch {
     fn act(a: Activation, x: &Tensor) -> Tensor {
         match a {
             Activation::Silu => x.silu(),
+            Activation::Gelu => x.gelu("none"),
             Activation::Identity => x.shallow_clone(),
         }
     }
@@ -289,23 +303,6 @@ pub mod torch {
         } else {
             a
         }
-    }
-
-    /// Gradients of `Σ loss` w.r.t. `wrt` by autograd; with `create_graph` when anything requires a gradient
-    /// (then the result is differentiable), otherwise on detached leaves. Runs with gradients enabled even
-    /// inside `no_grad`.
-    pub(crate) fn autograd_grads(wrt: &[Tensor], loss_of: impl Fn(&[Tensor]) -> Tensor, upstream: bool) -> Vec<Tensor> {
-        tch::with_grad(|| {
-            let graph = upstream || wrt.iter().any(|p| p.requires_grad());
-            let leaves: Vec<Tensor> = wrt
-                .iter()
-                .map(
-                    |p| if graph && p.requires_grad() { p.shallow_clone() } else { p.detach().set_requires_grad(true) },
-                )
-                .collect();
-            let loss = loss_of(&leaves);
-            Tensor::run_backward(&[loss], &leaves, graph, graph)
-        })
     }
 
     /// Eq. 12's gradient `∇_{W^{(l)}} c‖M(k) − v‖²` by autograd: `k [B, H, d_k]`, `v [B, H, d_v]`; one

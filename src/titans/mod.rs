@@ -5,26 +5,17 @@
 
 pub mod appendix_c;
 pub mod appendix_c_checks;
-pub mod attention;
 pub mod block_checks;
 pub mod checks;
 pub mod chunkwise;
 pub mod chunkwise_checks;
-pub mod eval;
 pub mod linear_memory;
+pub mod memory_rules;
 pub mod mlp_checks;
 pub mod mlp_memory;
 pub mod model_checks;
-pub mod models;
-pub mod persistent;
-pub mod projections;
 
 use crate::check::Check;
-
-/// Titans rules for `repro eval`.
-pub fn eval_rules() -> Vec<crate::eval::Rule> {
-    eval::rules()
-}
 
 /// Every Titans check, by the name `papers/titans.yaml` uses.
 pub fn checks() -> Vec<Check> {

@@ -1,15 +1,17 @@
 //! Checks of the Titans models (Eqs. 19, 21–31): the mixer of every block of a built tch model
-//! ([`TitansLm::mixer_forward`]) against the f64 reference ([`reference::mixer`]) fed with the same weights
-//! ([`TitansLm::mixer_weights`]) and inputs. Sizes are odd on purpose: T not a multiple of MAC's segment, the
+//! ([`MemoryLm::mixer_forward`], Titans' linear memory as the rule) against the f64 reference
+//! ([`reference::mixer`]) fed with the same weights ([`MemoryLm::mixer_weights`]) and inputs. Sizes are odd on purpose: T not a multiple of MAC's segment, the
 //! window smaller than T, N_p > 0, H ≥ 2 heads splitting D. LayerNorm gains/biases, persistent tokens, gate
 //! biases and convolution taps are moved away from their initial values so that each of them matters. One case
-//! per model runs the memory chunkwise (C = 3, Eqs. 16–18), the others token by token.
+//! per model runs the memory chunkwise (C = 3, Eqs. 16–18), the others token by token; attention uses RoPE except
+//! in the alternative case, which runs without positions.
 
-use super::models::reference;
-use super::models::TitansLm;
+use super::memory_rules::{TitansGates, TitansLinear};
 use crate::check::{CheckEnv, Measurement};
-use crate::experiment::spec::{MacCombine, MemorySpec, ModelKind, ModelSpec};
 use crate::memory::ReadMode;
+use crate::models::reference;
+use crate::models::spec::{AttentionSpec, MacCombine, MemorySpec, ModelKind, ModelSpec, Positions};
+use crate::models::MemoryLm;
 use crate::tensor::{from_tch, round_to_kind, stack_heads, to_tch, Draw};
 use crate::tolerance;
 use anyhow::Result;
@@ -34,6 +36,7 @@ fn base(kind: ModelKind) -> ModelSpec {
         window: 4,
         memory: MemorySpec::default(),
         mac_combine: MacCombine::Gate,
+        attention: AttentionSpec::default(),
     }
 }
 
@@ -49,26 +52,39 @@ fn cases(kind: ModelKind) -> Vec<Case> {
     alt.memory.conv_kernel = 2;
     alt.segment_len = 4;
     alt.window = 3;
+    alt.attention.positions = Positions::None;
     match kind {
         ModelKind::Lmm => {
             alt.memory.read = ReadMode::BeforeWrite;
             alt.memory.forgetting = false;
-            v.push(Case { name: "D=10, H=2, N_p=2, conv 2, read before write, no forgetting", spec: alt, t: 11 });
+            v.push(Case {
+                name: "D=10, H=2, N_p=2, conv 2, read before write, no forgetting, no positions",
+                spec: alt,
+                t: 11,
+            });
         }
         ModelKind::Mac => {
             alt.mac_combine = MacCombine::Add;
             alt.memory.momentum = false;
             alt.memory.conv_kernel = 0;
-            v.push(Case { name: "D=10, H=2, N_p=2, no conv, combine add, no momentum", spec: alt, t: 11 });
+            v.push(Case {
+                name: "D=10, H=2, N_p=2, no conv, combine add, no momentum, no positions",
+                spec: alt,
+                t: 11,
+            });
         }
         ModelKind::Mag => {
             alt.window = 1;
             alt.memory.read = ReadMode::BeforeWrite;
-            v.push(Case { name: "D=10, H=2, N_p=2, conv 2, window 1, read before write", spec: alt, t: 11 });
+            v.push(Case {
+                name: "D=10, H=2, N_p=2, conv 2, window 1, read before write, no positions",
+                spec: alt,
+                t: 11,
+            });
         }
         ModelKind::Mal => {
             alt.persistent_tokens = 0;
-            v.push(Case { name: "D=10, H=2, N_p=0, conv 2, window 3", spec: alt, t: 11 });
+            v.push(Case { name: "D=10, H=2, N_p=0, conv 2, window 3, no positions", spec: alt, t: 11 });
         }
     }
     v
@@ -107,7 +123,13 @@ fn model_check(env: &CheckEnv, kind: ModelKind) -> Result<Vec<Measurement>> {
             let seed = seed + 10 * ci as u64;
             tch::manual_seed(seed as i64);
             let mut vs = nn::VarStore::new(env.device);
-            let model = TitansLm::new(&vs.root(), &case.spec, 7);
+            let m = &case.spec.memory;
+            let rule = TitansLinear {
+                gates: TitansGates { max_lr: m.max_lr.unwrap_or(0.5), momentum: m.momentum, forgetting: m.forgetting },
+                chunk: m.chunk_size,
+                loss_scale: 1.0,
+            };
+            let model = MemoryLm::new(&vs.root(), &case.spec, 7, std::sync::Arc::new(rule));
             vs.set_kind(env.kind);
             perturb(&vs, env, seed);
             let (b, t, dim, heads) = (2usize, case.t, case.spec.dim, case.spec.heads);
@@ -115,14 +137,14 @@ fn model_check(env: &CheckEnv, kind: ModelKind) -> Result<Vec<Measurement>> {
             let x = round_to_kind(&r.normal(&[b, t, dim], 1.0), env.kind);
             let xt = to_tch(&x, env.kind, env.device);
             for layer in 0..case.spec.layers {
-                let (o, m) = tch::no_grad(|| model.mixer_forward(layer, &xt));
+                let (o, st) = tch::no_grad(|| model.mixer_forward(layer, &xt));
                 let w = model.mixer_weights(layer)?;
                 let (mut outs, mut mems) = (vec![], vec![]);
                 for bi in 0..b {
                     let xb = x.slice(s![bi, .., ..]).to_owned().into_dimensionality::<Ix2>()?;
                     let res = reference::mixer(&w, xb.view());
                     outs.push(res.o);
-                    mems.extend(res.memory);
+                    mems.extend(res.memory.into_iter().map(|h| h[0].clone()));
                 }
                 let tag = format!("{}, T={t}, layer {layer}, seed {seed}", case.name);
                 out.push(Measurement::compare(
@@ -133,7 +155,7 @@ fn model_check(env: &CheckEnv, kind: ModelKind) -> Result<Vec<Measurement>> {
                 )?);
                 out.push(Measurement::compare(
                     format!("M_T ({tag})"),
-                    &from_tch(&m)?,
+                    &from_tch(&st[0])?,
                     &stack_heads(&mems, b, heads),
                     tol,
                 )?);

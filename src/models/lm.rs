@@ -1,13 +1,24 @@
-//! A token-level model built from Titans blocks; see the module above for the readings of §4.
+//! A token-level model built from memory blocks (LMM, MAC, MAG, MAL); see the module above for the readings
+//! of Titans §4, and [`MemoryLayer`] for the memory, which is any [`MemoryRule`].
 
 use super::blocks::{Attention, FeedForward};
 use super::memory_layer::{MemoryLayer, MemoryState};
 use super::reference::{LayerNormWeights, MixerWeights};
-use crate::experiment::spec::{MacCombine, ModelKind, ModelSpec};
+use super::spec::{MacCombine, ModelKind, ModelSpec, Positions};
+use crate::memory::rule::MemoryRule;
 use crate::memory::ReadMode;
 use anyhow::Result;
+use std::sync::Arc;
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
+
+/// What the training loop needs of a model: logits for a batch of token sequences.
+pub trait LanguageModel: std::fmt::Debug {
+    /// Logits `[B, T, V]` for tokens `[B, T]`.
+    fn forward(&self, tokens: &Tensor) -> Tensor;
+    /// One line for logs and manifests.
+    fn describe(&self) -> String;
+}
 
 #[derive(Debug)]
 enum Mixer {
@@ -17,24 +28,37 @@ enum Mixer {
     Mal { memory: MemoryLayer, attn: Attention, window: i64 },
 }
 
+impl Mixer {
+    fn memory(&self) -> &MemoryLayer {
+        match self {
+            Mixer::Lmm { memory }
+            | Mixer::Mac { memory, .. }
+            | Mixer::Mag { memory, .. }
+            | Mixer::Mal { memory, .. } => memory,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Block {
     ln1: nn::LayerNorm,
     ln2: nn::LayerNorm,
     mixer: Mixer,
     ffn: FeedForward,
-    /// N_p persistent tokens `[N_p, D]` (Eq. 19), absent when N_p = 0
+    /// N_p persistent tokens `[N_p, D]` (Titans Eq. 19), absent when N_p = 0
     persistent: Option<Tensor>,
 }
 
 /// What one block carries from one call to the next: the memory (and its convolution tails), the attention's
-/// always-visible prefix keys (MAG: the persistent tokens; MAL: the memory's outputs at their positions), and
-/// the last `window − 1` attention inputs (MAG/MAL's sliding window reaches back into the previous call).
+/// always-visible prefix keys (MAG: the persistent tokens; MAL: the memory's outputs at their positions), the
+/// last `window − 1` attention inputs (MAG/MAL's sliding window reaches back into the previous call), and the
+/// number of tokens already seen (the RoPE position of the next token).
 #[derive(Debug)]
 pub struct LayerState {
     pub memory: MemoryState,
     pub prefix_keys: Option<Tensor>,
     pub window_tail: Option<Tensor>,
+    pub position: i64,
 }
 
 /// Per-layer state carried between calls.
@@ -42,24 +66,30 @@ pub type ModelState = Vec<LayerState>;
 
 /// Embedding → blocks → LayerNorm → vocabulary logits.
 #[derive(Debug)]
-pub struct TitansLm {
+pub struct MemoryLm {
     embed: nn::Embedding,
     blocks: Vec<Block>,
     ln_f: nn::LayerNorm,
     head: nn::Linear,
     kind: ModelKind,
     read: ReadMode,
+    rule: Arc<dyn MemoryRule>,
 }
 
-impl TitansLm {
-    pub fn new(p: &nn::Path, spec: &ModelSpec, vocab: usize) -> Self {
+impl MemoryLm {
+    /// Builds the model; every block's memory layer runs `rule` (see `crate::memories::build`).
+    pub fn new(p: &nn::Path, spec: &ModelSpec, vocab: usize, rule: Arc<dyn MemoryRule>) -> Self {
         let d = spec.dim as i64;
         let h = spec.heads as i64;
+        let rope = match spec.attention.positions {
+            Positions::Rope => Some(spec.attention.rope_base),
+            Positions::None => None,
+        };
         let blocks = (0..spec.layers)
             .map(|i| {
                 let bp = p / format!("block{i}");
-                let memory = MemoryLayer::new(&(&bp / "memory"), d, h, &spec.memory);
-                let attn = || Attention::new(&(&bp / "attn"), d, h);
+                let memory = MemoryLayer::new(&(&bp / "memory"), d, h, &spec.memory, rule.clone());
+                let attn = || Attention::new(&(&bp / "attn"), d, h, rope);
                 let mixer = match spec.kind {
                     ModelKind::Lmm => Mixer::Lmm { memory },
                     ModelKind::Mac => {
@@ -97,6 +127,7 @@ impl TitansLm {
             head: nn::linear(p / "head", d, vocab as i64, Default::default()),
             kind: spec.kind,
             read: spec.memory.read,
+            rule,
         }
     }
 
@@ -108,6 +139,7 @@ impl TitansLm {
     /// Like [`forward`](Self::forward) but starting from (and returning) the state of every block, so that a
     /// long sequence can be processed in pieces: one call equals chained calls (MAC: pieces of whole segments).
     pub fn forward_with_state(&self, tokens: &Tensor, state: Option<ModelState>) -> Result<(Tensor, ModelState)> {
+        anyhow::ensure!(tokens.dim() == 2, "tokens must be [B, T], got shape {:?}", tokens.size());
         if let Some(s) = &state {
             anyhow::ensure!(
                 s.len() == self.blocks.len(),
@@ -123,23 +155,22 @@ impl TitansLm {
         self.kind
     }
 
+    pub fn rule(&self) -> &Arc<dyn MemoryRule> {
+        &self.rule
+    }
+
     /// The mixer of block `layer` alone on its input `x [B, T, D]` (what the block feeds it: `LN₁` of the
-    /// residual stream), from a fresh state: returns the mixer output `[B, T, D]` and the final memory `M_T`
-    /// `[B, H, d, d]`. The checks compare it with [`crate::titans::models::reference::mixer`].
-    pub fn mixer_forward(&self, layer: usize, x: &Tensor) -> (Tensor, Tensor) {
+    /// residual stream), from a fresh state: returns the mixer output `[B, T, D]` and the memory layer's final
+    /// state tensors `[B, H, …]`. The checks compare it with [`crate::models::reference::mixer`].
+    pub fn mixer_forward(&self, layer: usize, x: &Tensor) -> (Tensor, Vec<Tensor>) {
         let (o, st) = self.blocks[layer].mix(x, None, self.read);
-        (o, st.memory.m)
+        (o, st.memory.tensors)
     }
 
     /// The weights of block `layer`'s mixer as f64 arrays, for the reference.
     pub fn mixer_weights(&self, layer: usize) -> Result<MixerWeights> {
         let block = &self.blocks[layer];
-        let d = match &block.mixer {
-            Mixer::Lmm { memory }
-            | Mixer::Mac { memory, .. }
-            | Mixer::Mag { memory, .. }
-            | Mixer::Mal { memory, .. } => memory.weights()?,
-        };
+        let d = block.mixer.memory().weights()?;
         let dim = d.wq.ncols();
         let persistent = match &block.persistent {
             Some(p) => super::blocks::matrix(p)?,
@@ -155,6 +186,7 @@ impl TitansLm {
         let mut w = MixerWeights {
             kind: self.kind,
             memory: d,
+            read: self.read,
             attn: None,
             persistent,
             segment: 0,
@@ -199,8 +231,22 @@ impl TitansLm {
     }
 }
 
+impl LanguageModel for MemoryLm {
+    fn forward(&self, tokens: &Tensor) -> Tensor {
+        MemoryLm::forward(self, tokens)
+    }
+    fn describe(&self) -> String {
+        format!("{} with {} blocks, memory {}", self.kind.name(), self.blocks.len(), self.rule.name())
+    }
+}
+
+/// Positions `start, start + 1, …` (`n` of them) as a float tensor on `like`'s device.
+fn positions(start: i64, n: i64, like: &Tensor) -> Tensor {
+    Tensor::arange_start(start, start + n, (Kind::Double, like.device()))
+}
+
 impl Block {
-    /// `[p ‖ x]` along time (Eqs. 19, 26, 29).
+    /// `[p ‖ x]` along time (Titans Eqs. 19, 26, 29).
     fn with_prefix(&self, x: &Tensor) -> (Tensor, i64) {
         match &self.persistent {
             Some(p) => {
@@ -215,13 +261,14 @@ impl Block {
     fn mix(&self, x: &Tensor, state: Option<LayerState>, read: ReadMode) -> (Tensor, LayerState) {
         let t = x.size()[1];
         let first = state.is_none();
-        let (memory_state, prefix_keys, tail) = match state {
-            Some(s) => (Some(s.memory), s.prefix_keys, s.window_tail),
-            None => (None, None, None),
+        let (memory_state, prefix_keys, tail, position) = match state {
+            Some(s) => (Some(s.memory), s.prefix_keys, s.window_tail, s.position),
+            None => (None, None, None, 0),
         };
         // x̃ = p ‖ x (Eqs. 19, 26, 29) on the first call; later calls continue the same sequence
         let (xt, np) = if first { self.with_prefix(x) } else { (x.shallow_clone(), 0) };
-        let layer = |memory, prefix_keys, window_tail| LayerState { memory, prefix_keys, window_tail };
+        let layer =
+            |memory, prefix_keys, window_tail| LayerState { memory, prefix_keys, window_tail, position: position + t };
         match &self.mixer {
             Mixer::Lmm { memory } => {
                 let (y, st) = memory.forward(&xt, memory_state, read);
@@ -230,7 +277,7 @@ impl Block {
             Mixer::Mag { memory, attn, window, ln_y, ln_m } => {
                 let prefix_keys = if first { (np > 0).then(|| xt.narrow(1, 0, np)) } else { prefix_keys };
                 // Eq. 27: y = SW-Attn*(x̃); Eq. 28: o = y ⊗ M(x̃)
-                let (y, tail) = windowed_attention(attn, x, prefix_keys.as_ref(), tail.as_ref(), *window);
+                let (y, tail) = windowed_attention(attn, x, prefix_keys.as_ref(), tail.as_ref(), *window, position);
                 let (m, st) = memory.forward(&xt, memory_state, read);
                 let o = ln_y.forward(&y) * ln_m.forward(&m.narrow(1, np, t)).sigmoid();
                 (o, layer(st, prefix_keys, tail))
@@ -240,17 +287,18 @@ impl Block {
                 let (y_all, st) = memory.forward(&xt, memory_state, read);
                 let prefix_keys = if first { (np > 0).then(|| y_all.narrow(1, 0, np)) } else { prefix_keys };
                 let y = y_all.narrow(1, np, t);
-                let (o, tail) = windowed_attention(attn, &y, prefix_keys.as_ref(), tail.as_ref(), *window);
+                let (o, tail) = windowed_attention(attn, &y, prefix_keys.as_ref(), tail.as_ref(), *window, position);
                 (o, layer(st, prefix_keys, tail))
             }
             Mixer::Mac { memory, attn, segment, combine } => {
-                let (o, st) = self.mac(x, memory, attn, *segment, *combine, memory_state);
+                let (o, st) = self.mac(x, memory, attn, *segment, *combine, memory_state, position);
                 (o, layer(st, None, None))
             }
         }
     }
 
-    /// MAC, segment by segment (Eqs. 21–25).
+    /// MAC, segment by segment (Titans Eqs. 21–25); `position` is the stream position of `x`'s first token.
+    #[allow(clippy::too_many_arguments)]
     fn mac(
         &self,
         x: &Tensor,
@@ -259,10 +307,10 @@ impl Block {
         segment: i64,
         combine: MacCombine,
         state: Option<MemoryState>,
+        position: i64,
     ) -> (Tensor, MemoryState) {
-        let (b, t, d) = x.size3().unwrap();
-        let mut st =
-            state.unwrap_or_else(|| MemoryState::zeros(b, memory.heads(), memory.head_dim(d), x.kind(), x.device()));
+        let (b, t, d) = (x.size()[0], x.size()[1], x.size()[2]);
+        let mut st = state.unwrap_or_else(|| memory.initial_state(b, d, x.kind(), x.device()));
         let np = self.persistent.as_ref().map_or(0, |p| p.size()[0]);
         let mut outs = vec![];
         let mut start = 0;
@@ -280,7 +328,13 @@ impl Block {
             let causal = j.le_tensor(&i);
             let pinned = Tensor::ones([c, np], (Kind::Bool, x.device()));
             let mask = Tensor::cat(&[pinned, causal.shallow_clone(), causal], 1);
-            let y = attn.forward(&xs, &kv, &mask);
+            // positions: h_j and S_j at their token's stream position, p unrotated (position 0)
+            let seg_pos = positions(position + start, c, x);
+            let k_pos = Tensor::cat(
+                &[Tensor::zeros([np], (Kind::Double, x.device())), seg_pos.shallow_clone(), seg_pos.shallow_clone()],
+                0,
+            );
+            let y = attn.forward(&xs, &kv, &mask, &seg_pos, &k_pos);
             // Eq. 24: write y into the memory; Eq. 25: o = y ⊗ M*_t(y), read after each write
             let (r, new_st) = memory.forward(&y, Some(st), ReadMode::AfterWrite);
             st = new_st;
@@ -295,14 +349,16 @@ impl Block {
 }
 
 /// Sliding-window attention of the new inputs `x [B, t, D]` over `prefix ‖ tail ‖ x`: the prefix keys are always
-/// visible (Eq. 27's SW-Attn*), and query i sees the tail and new positions j with `j ≤ i` and `i − j < window`
-/// (counted across the call boundary). Returns the outputs and the new tail (the last `window − 1` inputs).
+/// visible (Titans Eq. 27's SW-Attn*) and carry no position, and query i sees the tail and new positions j with
+/// `j ≤ i` and `i − j < window` (counted across the call boundary); `position` is the stream position of `x`'s
+/// first token. Returns the outputs and the new tail (the last `window − 1` inputs).
 fn windowed_attention(
     attn: &Attention,
     x: &Tensor,
     prefix: Option<&Tensor>,
     tail: Option<&Tensor>,
     window: i64,
+    position: i64,
 ) -> (Tensor, Option<Tensor>) {
     let t = x.size()[1];
     let l = tail.map_or(0, |p| p.size()[1]);
@@ -320,7 +376,9 @@ fn windowed_attention(
     let j = Tensor::arange(l + t, (Kind::Int64, device)).unsqueeze(0);
     let near = j.le_tensor(&i).logical_and(&(&i - &j).lt(window));
     let visible = Tensor::cat(&[Tensor::ones([t, np], (Kind::Bool, device)), near], 1);
-    let out = attn.forward(x, &keys, &visible);
+    let q_pos = positions(position, t, x);
+    let k_pos = Tensor::cat(&[Tensor::zeros([np], (Kind::Double, device)), positions(position - l, l + t, x)], 0);
+    let out = attn.forward(x, &keys, &visible, &q_pos, &k_pos);
     let keep = (window - 1).min(l + t);
     let new_tail = (keep > 0).then(|| history.narrow(1, l + t - keep, keep));
     (out, new_tail)

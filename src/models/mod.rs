@@ -1,6 +1,9 @@
-//! The Titans models (arXiv 2501.00663 v1, §4): LMM alone, MAC (memory as a context, Eqs. 21–25), MAG
+//! The models, paper-neutral: LMM alone, MAC (memory as a context, Titans arXiv 2501.00663 v1 Eqs. 21–25), MAG
 //! (memory as a gate, Eqs. 26–28) and MAL (memory as a layer, Eqs. 29–31), as pre-norm residual blocks
 //! `x + Mixer(LN(x))`, `x + FFN(LN(x))` over token embeddings, trainable with autograd through the inner loop.
+//! The memory of every block is any [`crate::memory::rule::MemoryRule`] (Titans' linear or deep memory, a
+//! MIRAS configuration, Moneta, Yaad, Memora, a preset, …), chosen by `model.memory` and resolved by
+//! `crate::memories`; this module names no paper's rule.
 //!
 //! Readings chosen where v1 is ambiguous (config fields in `model`):
 //! * Persistent memory (Eq. 19): each mixer owns `N_p` learned tokens `p` (`persistent_tokens`).
@@ -15,17 +18,29 @@
 //!   `x̃` (read after write), combined as `o = LN(y) ⊙ σ(LN(M(x̃)))` with learnable LayerNorm gains (Eq. 28:
 //!   "normalise both branches with learnable vector weights, then a non-linearity").
 //! * MAL: the memory over `x̃`, then sliding-window attention on its output (Eqs. 30–31), prefix visible.
+//! * Positions (`model.attention.positions`, default `rope`): v1 gives attention no position information, and
+//!   without any MAC and MAL cannot tell which position of the window a memory read belongs to (on the
+//!   quickstart MQAR both stayed at chance). Queries and keys are rotated by their stream positions
+//!   ([`rope`]); persistent tokens and always-visible prefix keys are not rotated.
 //! * State carry (`forward_with_state`): every model carries its memory state (with the convolution tails)
-//!   across calls; MAG and MAL also carry the sliding window's last `window − 1` inputs and the prefix keys, so
-//!   one call equals chained calls (MAC: at segment boundaries). Persistent tokens enter on the first call only.
+//!   and its stream position across calls; MAG and MAL also carry the sliding window's last `window − 1`
+//!   inputs and the prefix keys, so one call equals chained calls (MAC: at segment boundaries). Persistent
+//!   tokens enter on the first call only.
 //!
 //! [`reference`] is the f64 ndarray reference of every mixer (explicit token and segment loops over the
-//! paper-equation references); `TitansLm::mixer_weights` / `TitansLm::mixer_forward` expose one block's weights
-//! and mixer so that the checks `titans_model_{lmm,mac,mag,mal}` compare the two.
+//! equation references and the rule's own reference); `MemoryLm::mixer_weights` / `MemoryLm::mixer_forward`
+//! expose one block's weights and mixer so that the checks (`titans_model_*`, `memory_in_model_*`) compare the
+//! two.
 
+pub mod attention;
 pub mod blocks;
+pub mod checks;
 pub mod lm;
 pub mod memory_layer;
+pub mod persistent;
+pub mod projections;
 pub mod reference;
+pub mod rope;
+pub mod spec;
 
-pub use lm::TitansLm;
+pub use lm::{LanguageModel, MemoryLm, ModelState};

@@ -1,8 +1,9 @@
-//! f64 ndarray references of the Titans mixers (arXiv 2501.00663 v1, §4), one batch element, explicit token
-//! and segment loops, written from the readings in [`super`] (not from the tch code). They reuse the paper-
-//! equation references: [`crate::titans::projections::reference`] (Eq. 11 + §4.4), the gates,
-//! [`crate::titans::linear_memory::reference`] (Eqs. 12–15), [`crate::titans::attention::reference`] (Eq. 2) and
-//! [`crate::titans::persistent::reference`] (Eq. 19).
+//! f64 ndarray references of the mixers (Titans, arXiv 2501.00663 v1, §4), one batch element, explicit token
+//! and segment loops, written from the readings in [`super`] (not from the tch code). They reuse the
+//! equation references: [`super::projections::reference`] (Titans Eq. 11 + §4.4), the gates of the rule
+//! ([`GateSpec::value`]), the memory rule's own reference ([`MemoryRule::reference_forward`], e.g. Titans
+//! Eqs. 12–15), [`super::attention::reference`] (Eq. 2), [`super::rope::reference`] and
+//! [`super::persistent::reference`] (Eq. 19).
 //!
 //! * LMM: $$o = \mathcal{M}(\tilde x)_{N_p:},\qquad \tilde x = p \,\|\, x$$
 //! * MAC, per segment `S` (Eqs. 21–25):
@@ -13,17 +14,18 @@
 //! * MAL (Eqs. 29–31): $$y = \mathcal{M}(\tilde x),\quad o = \text{SW-Attn}^*(y)$$ (the prefix positions of `y` visible).
 //!
 //! The memory layer per head `h` (`d = D/H` channels): `k = ℓ2(SiLU(conv(W_K x)))`, `q` alike, `v = SiLU(conv(W_V x))`,
-//! gates `α = σ(w_α x + b_α)`, `η = σ(w_η x + b_η)`, `θ = θ_max σ(w_θ x + b_θ)` (rows `h`, `H + h`, `2H + h` of the
-//! gate layer), the Titans rule from `M_0 = S_0 = 0` (token by token, or chunkwise when `chunk_size > 1`), heads
-//! concatenated and projected by `W_O`.
+//! gate `g` from row `g·H + h` of the gate layer (`lo + (hi − lo)σ(w x + b)` or pinned), the rule from its initial
+//! state (zeros, constant, or the learned `[H, …]`), heads concatenated and projected by `W_O`. Attention rotates
+//! queries and keys by their stream positions when RoPE is on (persistent tokens and prefix keys at position 0).
 
-use crate::experiment::spec::{MacCombine, ModelKind};
+use super::attention::{self, Mask};
+use super::persistent;
+use super::projections::{self, ProjectionConfig};
+use super::spec::{MacCombine, ModelKind};
+use crate::memory::rule::{GateSpec, HeadInputs, MemoryRule, StateInit};
 use crate::memory::ReadMode;
-use crate::titans::attention::{self, Mask};
-use crate::titans::linear_memory::reference as lmr;
-use crate::titans::persistent;
-use crate::titans::projections::{self, ProjectionConfig};
-use ndarray::{concatenate, s, Array1, Array2, ArrayView2, Axis};
+use ndarray::{concatenate, s, Array1, Array2, ArrayD, ArrayView2, Axis, IxDyn};
+use std::sync::Arc;
 
 /// ℓ2-normalisation floor of the models (`blocks::l2_normalize` divides by `max(‖a‖, 1e-6)`).
 pub const L2_EPS: f64 = 1e-6;
@@ -37,17 +39,14 @@ pub struct MemoryWeights {
     pub wo: Array2<f64>,
     /// depthwise kernels `[D, K]` of q, k, v (tap `K − 1` weighs the current token); `None` = no convolution
     pub conv: Option<[Array2<f64>; 3]>,
-    /// `[3H, D]`: rows α (0..H), η (H..2H), θ (2H..3H)
+    /// `[G·H, D]`: rows of gate `g` at `g·H … (g+1)·H`
     pub gates_w: Array2<f64>,
     pub gates_b: Array1<f64>,
+    pub gate_specs: Vec<GateSpec>,
+    /// learned initial states `[H, …]` (`None` where the rule starts from zeros or a constant)
+    pub init: Vec<Option<ArrayD<f64>>>,
     pub heads: usize,
-    pub max_lr: f64,
-    pub momentum: bool,
-    pub forgetting: bool,
-    pub read: ReadMode,
-    /// `chunk_size`: 0 or 1 = the sequential rule (Eqs. 12–15), C > 1 = chunkwise (Eqs. 16–18, every call's
-    /// chunks counted from its first token)
-    pub chunk: usize,
+    pub rule: Arc<dyn MemoryRule>,
 }
 
 /// Multi-head attention weights `[D, D]` each, no bias.
@@ -58,6 +57,8 @@ pub struct AttentionWeights {
     pub wv: Array2<f64>,
     pub wo: Array2<f64>,
     pub heads: usize,
+    /// RoPE's base when attention rotates queries and keys by position
+    pub rope_base: Option<f64>,
 }
 
 /// LayerNorm over the model dimension with learned gain and bias.
@@ -73,6 +74,8 @@ pub struct LayerNormWeights {
 pub struct MixerWeights {
     pub kind: ModelKind,
     pub memory: MemoryWeights,
+    /// which state LMM/MAG/MAL read
+    pub read: ReadMode,
     /// MAC/MAG/MAL
     pub attn: Option<AttentionWeights>,
     /// `N_p × D` (Eq. 19), zero rows when `N_p = 0`
@@ -87,21 +90,17 @@ pub struct MixerWeights {
     pub ln_m: Option<LayerNormWeights>,
 }
 
-/// One head's memory and surprise, `d × d`.
-#[derive(Debug, Clone)]
-pub struct HeadState {
-    pub m: Array2<f64>,
-    pub s: Array2<f64>,
-}
+/// One head's memory state: the rule's state tensors.
+pub type HeadState = Vec<ArrayD<f64>>;
 
-/// A mixer's output `T × D` and the final memory `M_T` of every head.
+/// A mixer's output `T × D` and the final state of every head.
 #[derive(Debug, Clone)]
 pub struct MixerOutput {
     pub o: Array2<f64>,
-    pub memory: Vec<Array2<f64>>,
+    pub memory: Vec<HeadState>,
 }
 
-fn sigmoid(u: f64) -> f64 {
+pub fn sigmoid(u: f64) -> f64 {
     1.0 / (1.0 + (-u).exp())
 }
 
@@ -131,7 +130,20 @@ fn head_dim(w: &MemoryWeights) -> usize {
 
 fn fresh_states(w: &MemoryWeights) -> Vec<HeadState> {
     let d = head_dim(w);
-    (0..w.heads).map(|_| HeadState { m: Array2::zeros((d, d)), s: Array2::zeros((d, d)) }).collect()
+    let specs = w.rule.state(d, d);
+    (0..w.heads)
+        .map(|h| {
+            specs
+                .iter()
+                .zip(&w.init)
+                .map(|(spec, learned)| match (learned, spec.init) {
+                    (Some(a), _) => a.index_axis(Axis(0), h).to_owned(),
+                    (None, StateInit::Constant { value }) => ArrayD::from_elem(IxDyn(&spec.shape), value),
+                    (None, _) => ArrayD::zeros(IxDyn(&spec.shape)),
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Stream q (0), k (1) or v (2) of head `h` over the whole history `x` (`T × D`), Eq. 11 + §4.4.
@@ -147,7 +159,7 @@ fn stream(w: &MemoryWeights, which: usize, x: ArrayView2<f64>, h: usize) -> Arra
 }
 
 /// Writes tokens `from..` of the history `hist` (`T × D`; the earlier rows only feed the convolution) into the
-/// memory, head by head and token by token (Eqs. 12–15), reading with `read`; returns `W_O [y^{(1)} ‖ … ‖ y^{(H)}]`
+/// memory, head by head, with the rule's reference, reading with `read`; returns `W_O [y^{(1)} ‖ … ‖ y^{(H)}]`
 /// for the new tokens and advances `states`.
 pub fn memory_write(
     w: &MemoryWeights,
@@ -162,63 +174,57 @@ pub fn memory_write(
     let mut merged = Array2::zeros((t_all - from, dim));
     for (h, state) in states.iter_mut().enumerate() {
         let rows = |a: Array2<f64>| a.slice(s![from.., ..]).to_owned();
-        let gate_rows = [h, heads + h, 2 * heads + h];
-        let gw = w.gates_w.select(Axis(0), &gate_rows);
-        let gb = w.gates_b.select(Axis(0), &gate_rows);
-        let (mut alpha, mut eta, theta) = projections::reference::gates(new, gw.view(), gb.view(), w.max_lr);
-        if !w.forgetting {
-            alpha.fill(0.0);
-        }
-        if !w.momentum {
-            eta.fill(0.0);
-        }
-        let inputs = lmr::Inputs {
+        // gate g of head h: lo + (hi − lo)σ(w_{gH+h}·x + b_{gH+h}), or its pinned value
+        let gates = w
+            .gate_specs
+            .iter()
+            .enumerate()
+            .map(|(g, spec)| {
+                let r = g * heads + h;
+                Array1::from_iter(new.rows().into_iter().map(|x| spec.value(w.gates_w.row(r).dot(&x) + w.gates_b[r])))
+            })
+            .collect();
+        let inputs = HeadInputs {
             k: rows(stream(w, 1, hist, h)),
             v: rows(stream(w, 2, hist, h)),
             q: rows(stream(w, 0, hist, h)),
-            alpha,
-            eta,
-            theta,
-            m0: state.m.clone(),
-            s0: state.s.clone(),
+            gates,
         };
-        let (y, m, s) = if w.chunk <= 1 {
-            let trace = lmr::forward(&inputs, 1.0, read);
-            let (m, s) = (trace.final_memory().clone(), trace.final_surprise().clone());
-            (trace.y, m, s)
-        } else {
-            crate::titans::chunkwise::reference::linear_forward(&inputs, w.chunk, 1.0, read)
-        };
+        let (y, next) = w.rule.reference_forward(&inputs, state, read);
         merged.slice_mut(s![.., h * d..(h + 1) * d]).assign(&y);
-        *state = HeadState { m, s };
+        *state = next;
     }
     linear(merged.view(), w.wo.view())
 }
 
-/// Eq. 21: retrieval without update, `h_t = W_O [M^{(1)} q^{(1)}_t ‖ …]` for tokens `from..` of `hist`.
+/// Eq. 21: retrieval without update, `h_t = W_O [M^{(1)}(q^{(1)}_t) ‖ …]` for tokens `from..` of `hist`.
 pub fn memory_read(w: &MemoryWeights, hist: ArrayView2<f64>, from: usize, states: &[HeadState]) -> Array2<f64> {
     let (t_all, dim) = hist.dim();
     let d = head_dim(w);
     let mut merged = Array2::zeros((t_all - from, dim));
     for (h, st) in states.iter().enumerate() {
         let q = stream(w, 0, hist, h);
-        for t in from..t_all {
-            merged.slice_mut(s![t - from, h * d..(h + 1) * d]).assign(&st.m.dot(&q.row(t)));
-        }
+        let y = w.rule.reference_retrieve(q.slice(s![from.., ..]), st);
+        merged.slice_mut(s![.., h * d..(h + 1) * d]).assign(&y);
     }
     linear(merged.view(), w.wo.view())
 }
 
-/// Multi-head Eq. 2 of queries from `xq` over keys/values from `xkv` where `visible(i, j)`, written out.
+/// Multi-head Eq. 2 of queries from `xq` over keys/values from `xkv` where `visible(i, j)`, written out; with
+/// RoPE, head slices of queries and keys are rotated by `q_pos`, `k_pos` first.
 pub fn attend(
     a: &AttentionWeights,
     xq: ArrayView2<f64>,
     xkv: ArrayView2<f64>,
     visible: impl Fn(usize, usize) -> bool,
+    q_pos: &[f64],
+    k_pos: &[f64],
 ) -> Array2<f64> {
-    let (q, k, v) = (linear(xq, a.wq.view()), linear(xkv, a.wk.view()), linear(xkv, a.wv.view()));
+    let (mut q, mut k, v) = (linear(xq, a.wq.view()), linear(xkv, a.wk.view()), linear(xkv, a.wv.view()));
     let dim = q.ncols();
     let d = dim / a.heads;
+    rotate_heads(a, &mut q, q_pos);
+    rotate_heads(a, &mut k, k_pos);
     let scale = 1.0 / (d as f64).sqrt();
     let mut out = Array2::zeros((xq.nrows(), dim));
     for h in 0..a.heads {
@@ -240,12 +246,27 @@ pub fn attend(
     linear(out.view(), a.wo.view())
 }
 
+/// Rotates every head's slice of `x` (`T × D`) by the positions (RoPE), when the attention uses it.
+fn rotate_heads(a: &AttentionWeights, x: &mut Array2<f64>, pos: &[f64]) {
+    let Some(base) = a.rope_base else { return };
+    let d = x.ncols() / a.heads;
+    for h in 0..a.heads {
+        let c = s![.., h * d..(h + 1) * d];
+        let r = super::rope::reference::rotate(x.slice(c), pos, base);
+        x.slice_mut(c).assign(&r);
+    }
+}
+
 /// Eqs. 27/31's SW-Attn*: multi-head Eq. 2 over `x̃ = p ‖ x` (`N_p + T` rows) with window `w` and the first `N_p`
-/// positions always visible ([`Mask`]), through the Eq. 2 reference; returns the rows of `x` only.
+/// positions always visible ([`Mask`]), through the Eq. 2 reference; returns the rows of `x` only. With RoPE the
+/// rows of `x` are at positions `0, 1, …` and the `N_p` prefix rows at 0 (not rotated).
 pub fn sliding_window(a: &AttentionWeights, xt: ArrayView2<f64>, np: usize, window: usize) -> Array2<f64> {
-    let (q, k, v) = (linear(xt, a.wq.view()), linear(xt, a.wk.view()), linear(xt, a.wv.view()));
+    let (mut q, mut k, v) = (linear(xt, a.wq.view()), linear(xt, a.wk.view()), linear(xt, a.wv.view()));
     let dim = q.ncols();
     let d = dim / a.heads;
+    let pos: Vec<f64> = (0..xt.nrows()).map(|i| if i < np { 0.0 } else { (i - np) as f64 }).collect();
+    rotate_heads(a, &mut q, &pos);
+    rotate_heads(a, &mut k, &pos);
     let mask = Mask { window: Some(window), prefix: np };
     let mut out = Array2::zeros((xt.nrows(), dim));
     for h in 0..a.heads {
@@ -258,7 +279,7 @@ pub fn sliding_window(a: &AttentionWeights, xt: ArrayView2<f64>, np: usize, wind
 }
 
 fn output(o: Array2<f64>, states: Vec<HeadState>) -> MixerOutput {
-    MixerOutput { o, memory: states.into_iter().map(|s| s.m).collect() }
+    MixerOutput { o, memory: states }
 }
 
 /// LMM: the memory over `x̃ = p ‖ x` (Eq. 19), outputs at the positions of `x`.
@@ -266,7 +287,7 @@ pub fn lmm(w: &MixerWeights, x: ArrayView2<f64>) -> MixerOutput {
     let np = w.persistent.nrows();
     let xt = persistent::reference::prepend(w.persistent.view(), x);
     let mut states = fresh_states(&w.memory);
-    let y = memory_write(&w.memory, xt.view(), 0, &mut states, w.memory.read);
+    let y = memory_write(&w.memory, xt.view(), 0, &mut states, w.read);
     output(y.slice(s![np.., ..]).to_owned(), states)
 }
 
@@ -290,7 +311,11 @@ pub fn mac(w: &MixerWeights, x: ArrayView2<f64>) -> MixerOutput {
         let kv = concatenate(Axis(0), &[ph.view(), seg]).expect("same width");
         // Eq. 23: query i sees all of p, and h_j, S_j for j ≤ i
         let visible = |i: usize, j: usize| j < np || (j < np + c && j - np <= i) || (j >= np + c && j - np - c <= i);
-        let y = attend(attn, seg, kv.view(), visible);
+        // positions: h_j, S_j at their token's position start + j, p unrotated
+        let seg_pos: Vec<f64> = (start..end).map(|i| i as f64).collect();
+        let k_pos: Vec<f64> =
+            std::iter::repeat_n(0.0, np).chain(seg_pos.iter().copied()).chain(seg_pos.iter().copied()).collect();
+        let y = attend(attn, seg, kv.view(), visible, &seg_pos, &k_pos);
         // Eq. 24: write y (its convolution continues over the earlier segments' y); Eq. 25 reads after each write
         written = concatenate(Axis(0), &[written.view(), y.view()]).expect("same width");
         let r = memory_write(&w.memory, written.view(), start, &mut states, ReadMode::AfterWrite);
@@ -310,7 +335,7 @@ pub fn mag(w: &MixerWeights, x: ArrayView2<f64>) -> MixerOutput {
     let xt = persistent::reference::prepend(w.persistent.view(), x);
     let y = sliding_window(w.attn.as_ref().expect("MAG has attention"), xt.view(), np, w.window);
     let mut states = fresh_states(&w.memory);
-    let m = memory_write(&w.memory, xt.view(), 0, &mut states, w.memory.read);
+    let m = memory_write(&w.memory, xt.view(), 0, &mut states, w.read);
     let ly = layer_norm(y.view(), w.ln_y.as_ref().expect("MAG has ln_y"));
     let lm = layer_norm(m.slice(s![np.., ..]), w.ln_m.as_ref().expect("MAG has ln_m"));
     output(&ly * &lm.mapv(sigmoid), states)
@@ -321,7 +346,7 @@ pub fn mal(w: &MixerWeights, x: ArrayView2<f64>) -> MixerOutput {
     let np = w.persistent.nrows();
     let xt = persistent::reference::prepend(w.persistent.view(), x);
     let mut states = fresh_states(&w.memory);
-    let y = memory_write(&w.memory, xt.view(), 0, &mut states, w.memory.read);
+    let y = memory_write(&w.memory, xt.view(), 0, &mut states, w.read);
     let o = sliding_window(w.attn.as_ref().expect("MAL has attention"), y.view(), np, w.window);
     output(o, states)
 }

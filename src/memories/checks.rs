@@ -1,0 +1,367 @@
+//! One check per memory of the catalogue, derived from the rule's description alone ([`MemoryRule`]): nothing
+//! here is written per rule.
+//!
+//! For each rule (sequential, and chunkwise with C = 3 where the rule has a chunkwise form), on inputs drawn
+//! from the rule's own ranges (unit-norm keys and queries, gates on [`GateSpec::draw`], states by
+//! [`StateSpec::draw`]) with odd sizes (`B = 2, H = 2, T = 7`, `d_k = 4 ≠ d_v = 3` unless the rule needs them
+//! equal):
+//! * tch forward vs the f64 reference: outputs `y` and every final state, each read mode the rule defines;
+//! * retrieval (`M*(q)` without update) vs the reference;
+//! * state carry: one call equals two chained calls split at a chunk boundary;
+//! * outer gradients: tch autograd of a random projection `L = ⟨R_y, y⟩ + Σ⟨R_s, s_T⟩` with respect to every
+//!   key, value, query, gate and initial state, against central finite differences of the f64 reference;
+//! * the rule inside a model: LMM and MAC mixers built around the rule (gates from the layer, learned initial
+//!   states, RoPE attention) against the models' f64 reference ([`crate::models::reference::mixer`]).
+
+use super::{build, examples};
+use crate::check::{Check, CheckEnv, Measurement};
+use crate::memory::rule::{HeadInputs, MemoryRule, StateDraw};
+use crate::memory::ReadMode;
+use crate::models::spec::{MemorySpec, ModelKind, ModelSpec};
+use crate::models::MemoryLm;
+use crate::tensor::{from_tch, inner, round_to_kind, stack_heads, to_tch, Arr, Draw};
+use crate::tolerance;
+use anyhow::{Context, Result};
+use ndarray::{s, ArrayD, Axis, Ix1, Ix2, IxDyn};
+use std::sync::Arc;
+use tch::{nn, Kind, Tensor};
+
+/// Drawn batched inputs of a rule: `k, q [B, H, T, d_k]`, `v [B, H, T, d_v]`, gates `[B, H, T]`, states.
+#[derive(Debug, Clone)]
+pub struct RuleInputs {
+    pub k: Arr,
+    pub v: Arr,
+    pub q: Arr,
+    pub gates: Vec<Arr>,
+    pub state: Vec<Arr>,
+}
+
+impl RuleInputs {
+    /// Every input in one list: k, v, q, the gates, the states.
+    pub fn all(&self) -> Vec<&Arr> {
+        let mut v = vec![&self.k, &self.v, &self.q];
+        v.extend(self.gates.iter());
+        v.extend(self.state.iter());
+        v
+    }
+    fn all_mut(&mut self) -> Vec<&mut Arr> {
+        let mut v = vec![&mut self.k, &mut self.v, &mut self.q];
+        v.extend(self.gates.iter_mut());
+        v.extend(self.state.iter_mut());
+        v
+    }
+    /// Names matching [`all`](Self::all).
+    pub fn names(rule: &dyn MemoryRule, d_k: usize, d_v: usize) -> Vec<String> {
+        let mut v: Vec<String> = ["k", "v", "q"].iter().map(|s| s.to_string()).collect();
+        v.extend(rule.gates().iter().map(|g| g.name.to_string()));
+        v.extend(rule.state(d_k, d_v).iter().map(|s| format!("{}_0", s.name)));
+        v
+    }
+}
+
+/// Draws valid inputs for `rule` (rounded to `kind`).
+pub fn draw(
+    rule: &dyn MemoryRule,
+    seed: u64,
+    (b, h, t, d_k, d_v): (usize, usize, usize, usize, usize),
+    kind: Kind,
+) -> RuleInputs {
+    let mut r = Draw::new(seed);
+    let k = r.unit_rows(&[b, h, t, d_k]);
+    let v = r.normal(&[b, h, t, d_v], 1.0);
+    let q = r.unit_rows(&[b, h, t, d_k]);
+    let gates = rule.gates().iter().map(|g| r.uniform(&[b, h, t], g.draw.0, g.draw.1.max(g.draw.0 + 1e-12))).collect();
+    let state = rule
+        .state(d_k, d_v)
+        .iter()
+        .map(|s| {
+            let mut shape = vec![b, h];
+            shape.extend(&s.shape);
+            match s.draw {
+                StateDraw::Normal { scale } => r.normal(&shape, scale.max(0.05)),
+                StateDraw::Uniform { lo, hi } => r.uniform(&shape, lo, hi),
+            }
+        })
+        .collect();
+    let mut x = RuleInputs { k, v, q, gates, state };
+    for a in x.all_mut() {
+        *a = round_to_kind(a, kind);
+    }
+    x
+}
+
+/// The reference of every head, restacked `[B, H, …]`: `(y, final states)`.
+pub fn reference_batched(rule: &dyn MemoryRule, x: &RuleInputs, read: ReadMode) -> (Arr, Vec<Arr>) {
+    let (nb, nh) = (x.k.shape()[0], x.k.shape()[1]);
+    let (mut ys, mut states) = (vec![], vec![]);
+    for b in 0..nb {
+        for h in 0..nh {
+            let head = |a: &Arr| a.index_axis(Axis(0), b).index_axis(Axis(0), h).to_owned();
+            let inputs = HeadInputs {
+                k: head(&x.k).into_dimensionality::<Ix2>().expect("rank 2"),
+                v: head(&x.v).into_dimensionality::<Ix2>().expect("rank 2"),
+                q: head(&x.q).into_dimensionality::<Ix2>().expect("rank 2"),
+                gates: x.gates.iter().map(|g| head(g).into_dimensionality::<Ix1>().expect("rank 1")).collect(),
+            };
+            let st: Vec<ArrayD<f64>> = x.state.iter().map(head).collect();
+            let (y, fin) = rule.reference_forward(&inputs, &st, read);
+            ys.push(y);
+            states.push(fin);
+        }
+    }
+    let n_state = states[0].len();
+    let stacked =
+        (0..n_state).map(|i| stack_heads(&states.iter().map(|s| s[i].clone()).collect::<Vec<_>>(), nb, nh)).collect();
+    (stack_heads(&ys, nb, nh), stacked)
+}
+
+/// The reference retrieval of every head, restacked.
+fn reference_retrieve_batched(rule: &dyn MemoryRule, x: &RuleInputs) -> Arr {
+    let (nb, nh) = (x.k.shape()[0], x.k.shape()[1]);
+    let mut ys = vec![];
+    for b in 0..nb {
+        for h in 0..nh {
+            let q = x.q.slice(s![b, h, .., ..]).into_dimensionality::<Ix2>().expect("rank 2");
+            let st: Vec<ArrayD<f64>> =
+                x.state.iter().map(|a| a.index_axis(Axis(0), b).index_axis(Axis(0), h).to_owned()).collect();
+            ys.push(rule.reference_retrieve(q, &st));
+        }
+    }
+    stack_heads(&ys, nb, nh)
+}
+
+/// The tch forward on `x` (tensors of `kind` on `device`).
+pub fn torch_forward(rule: &dyn MemoryRule, x: &[Tensor], n_gates: usize, read: ReadMode) -> (Tensor, Vec<Tensor>) {
+    let (k, v, q) = (&x[0], &x[1], &x[2]);
+    rule.forward(k, v, q, &x[3..3 + n_gates], &x[3 + n_gates..], read)
+}
+
+fn read_modes(rule: &dyn MemoryRule) -> Vec<ReadMode> {
+    if rule.reads_before_write() {
+        vec![ReadMode::AfterWrite, ReadMode::BeforeWrite]
+    } else {
+        vec![ReadMode::AfterWrite]
+    }
+}
+
+/// Sizes of the drawn problems: `d_k ≠ d_v` unless the rule needs them equal.
+fn sizes(rule: &dyn MemoryRule, t: usize) -> (usize, usize, usize, usize, usize) {
+    if rule.validate_dims(4, 3).is_ok() {
+        (2, 2, t, 4, 3)
+    } else {
+        (2, 2, t, 3, 3)
+    }
+}
+
+/// The whole check of one catalogue entry (see the module doc).
+pub fn rule_check(env: &CheckEnv, example: &str) -> Result<Vec<Measurement>> {
+    let (_, yaml) =
+        examples().into_iter().find(|(n, _)| *n == example).with_context(|| format!("no example `{example}`"))?;
+    let tol = tolerance::torch_vs_reference(env.kind);
+    let gtol = tolerance::gradient_vs_reference(env.kind);
+    let mut out = vec![];
+    for chunk in [1usize, 3] {
+        let spec = MemorySpec { chunk_size: chunk, ..MemorySpec::with_rule(yaml) };
+        let rule = match build(&spec, 3) {
+            Ok(r) => r,
+            Err(_) if chunk > 1 => continue, // sequential-only rules
+            Err(e) => return Err(e),
+        };
+        let n_gates = rule.gates().len();
+        for &seed in &env.seeds {
+            let seed = seed + 7 * chunk as u64;
+            for read in read_modes(rule.as_ref()) {
+                let tag = format!("chunk {chunk}, {}, seed {seed}", read.name());
+                // forward: outputs and every final state
+                let x = draw(rule.as_ref(), seed, sizes(rule.as_ref(), 7), env.kind);
+                let (y_ref, st_ref) = reference_batched(rule.as_ref(), &x, read);
+                let xt: Vec<Tensor> = x.all().iter().map(|a| to_tch(a, env.kind, env.device)).collect();
+                let (y, st) = tch::no_grad(|| torch_forward(rule.as_ref(), &xt, n_gates, read));
+                out.push(Measurement::compare(format!("y ({tag})"), &from_tch(&y)?, &y_ref, tol)?);
+                let names = rule.state(x.k.shape()[3], x.v.shape()[3]);
+                for ((s, r), spec) in st.iter().zip(&st_ref).zip(&names) {
+                    out.push(Measurement::compare(format!("{}_T ({tag})", spec.name), &from_tch(s)?, r, tol)?);
+                }
+                // state carry: T = 7 split after 3 tokens (a chunk boundary for C = 1 and 3)
+                let first: Vec<Tensor> = xt
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| if i < 3 + n_gates { a.narrow(2, 0, 3) } else { a.shallow_clone() })
+                    .collect();
+                let (y1, st1) = tch::no_grad(|| torch_forward(rule.as_ref(), &first, n_gates, read));
+                let mut second: Vec<Tensor> = xt[..3 + n_gates].iter().map(|a| a.narrow(2, 3, 4)).collect();
+                second.extend(st1);
+                let (y2, st2) = tch::no_grad(|| torch_forward(rule.as_ref(), &second, n_gates, read));
+                let chained = from_tch(&Tensor::cat(&[y1, y2], 2))?;
+                out.push(Measurement::compare(format!("chained calls y ({tag})"), &chained, &from_tch(&y)?, tol)?);
+                out.push(Measurement::compare(
+                    format!("chained calls state ({tag})"),
+                    &from_tch(&st2[0])?,
+                    &from_tch(&st[0])?,
+                    tol,
+                )?);
+            }
+            // retrieval without update
+            let x = draw(rule.as_ref(), seed + 1, sizes(rule.as_ref(), 5), env.kind);
+            let xt: Vec<Tensor> = x.state.iter().map(|a| to_tch(a, env.kind, env.device)).collect();
+            let r = rule.retrieve(&to_tch(&x.q, env.kind, env.device), &xt);
+            out.push(Measurement::compare(
+                format!("retrieve M*(q) (chunk {chunk}, seed {seed})"),
+                &from_tch(&r)?,
+                &reference_retrieve_batched(rule.as_ref(), &x),
+                tol,
+            )?);
+            // outer gradients against central finite differences of the reference
+            out.extend(gradient_check(rule.as_ref(), env, seed + 2, chunk, gtol)?);
+        }
+        out.extend(in_model_check(env, &spec, chunk)?);
+    }
+    Ok(out)
+}
+
+/// tch autograd of `L = ⟨R_y, y⟩ + Σ⟨R_s, s_T⟩` vs central finite differences of the same `L` on the reference.
+fn gradient_check(
+    rule: &dyn MemoryRule,
+    env: &CheckEnv,
+    seed: u64,
+    chunk: usize,
+    tol: f64,
+) -> Result<Vec<Measurement>> {
+    let read = ReadMode::AfterWrite;
+    let dims = (1, 2, 5, sizes(rule, 5).3, sizes(rule, 5).4);
+    let x = draw(rule, seed, dims, env.kind);
+    let n_gates = rule.gates().len();
+    let (y0, st0) = reference_batched(rule, &x, read);
+    let mut r = Draw::new(seed ^ 0x5eed);
+    let ry = r.normal(y0.shape(), 1.0);
+    let rs: Vec<Arr> = st0.iter().map(|a| r.normal(a.shape(), 1.0)).collect();
+    let loss_ref = |x: &RuleInputs| -> f64 {
+        let (y, st) = reference_batched(rule, x, read);
+        inner(&ry, &y) + st.iter().zip(&rs).map(|(a, b)| inner(b, a)).sum::<f64>()
+    };
+    // tch side
+    let xt: Vec<Tensor> = x.all().iter().map(|a| to_tch(a, env.kind, env.device).set_requires_grad(true)).collect();
+    let (y, st) = torch_forward(rule, &xt, n_gates, read);
+    let mut l = (y * to_tch(&ry, env.kind, env.device)).sum(env.kind);
+    for (s, w) in st.iter().zip(&rs) {
+        l += (s * to_tch(w, env.kind, env.device)).sum(env.kind);
+    }
+    let grads = Tensor::run_backward(&[l], &xt.iter().collect::<Vec<_>>(), false, false);
+    let names = RuleInputs::names(rule, dims.3, dims.4);
+    let mut out = vec![];
+    let base = x.clone();
+    for (i, g) in grads.iter().enumerate() {
+        let fd = {
+            let h = tolerance::FD_STEP;
+            let mut xp = base.clone();
+            let n = xp.all()[i].len();
+            let mut grad = vec![0.0; n];
+            for (j, gj) in grad.iter_mut().enumerate() {
+                let x0 = xp.all_mut()[i].as_slice_memory_order().unwrap()[j];
+                xp.all_mut()[i].as_slice_memory_order_mut().unwrap()[j] = x0 + h;
+                let fp = loss_ref(&xp);
+                xp.all_mut()[i].as_slice_memory_order_mut().unwrap()[j] = x0 - h;
+                let fm = loss_ref(&xp);
+                xp.all_mut()[i].as_slice_memory_order_mut().unwrap()[j] = x0;
+                *gj = (fp - fm) / (2.0 * h);
+            }
+            ArrayD::from_shape_vec(IxDyn(base.all()[i].shape()), grad)?
+        };
+        let ours = if g.defined() { from_tch(g)? } else { Arr::zeros(fd.raw_dim()) };
+        // FD of the f64 reference carries its own error (FINITE_DIFFERENCE); the bound is the larger of the two
+        let bound = tol.max(tolerance::FINITE_DIFFERENCE_CHAIN);
+        out.push(Measurement::compare(
+            format!("dL/d{} (chunk {chunk}, seed {seed}) vs FD", names[i]),
+            &ours,
+            &fd,
+            bound,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The rule inside LMM and MAC mixers (D = 10, H = 2, d = 5, N_p = 2, T = 7, θ_max = 0.1; gate biases, learned
+/// initial states and persistent tokens moved off their initialisation) against the models' f64 reference.
+fn in_model_check(env: &CheckEnv, memory: &MemorySpec, chunk: usize) -> Result<Vec<Measurement>> {
+    let tol = tolerance::torch_vs_reference(env.kind);
+    let mut out = vec![];
+    for kind in [ModelKind::Lmm, ModelKind::Mac] {
+        let spec = ModelSpec {
+            kind,
+            dim: 10,
+            heads: 2,
+            layers: 1,
+            persistent_tokens: 2,
+            segment_len: 4,
+            window: 4,
+            // θ_max = 0.1 keeps every rule's recurrence bounded over the 9 tokens; at 0.5 Moneta's ℓ3 step (error
+            // squared) drives its MAC state to 1e24 in f64 too, where comparing precisions measures nothing
+            memory: MemorySpec { max_lr: Some(0.1), ..memory.clone() },
+            mac_combine: Default::default(),
+            attention: Default::default(),
+        };
+        let rule: Arc<dyn MemoryRule> = build(&spec.memory, 5)?;
+        let seed = env.seeds[0];
+        tch::manual_seed(seed as i64);
+        let mut vs = nn::VarStore::new(env.device);
+        let model = MemoryLm::new(&vs.root(), &spec, 5, rule);
+        vs.set_kind(env.kind);
+        let mut r = Draw::new(seed + 77);
+        for (name, var) in vs.variables() {
+            if name.contains("gates.bias") || name.contains("init_") || name.contains("persistent") {
+                let shape: Vec<usize> = var.size().iter().map(|&s| s as usize).collect();
+                let noise = to_tch(&r.normal(&shape, 0.3), env.kind, env.device);
+                tch::no_grad(|| {
+                    let _ = var.shallow_clone().f_add_(&noise).expect("in-place add");
+                });
+            }
+        }
+        let x = round_to_kind(&r.normal(&[1, 7, 10], 1.0), env.kind);
+        let (o, st) = tch::no_grad(|| model.mixer_forward(0, &to_tch(&x, env.kind, env.device)));
+        let w = model.mixer_weights(0)?;
+        let xr = x.index_axis(Axis(0), 0).into_dimensionality::<Ix2>()?;
+        let refr = crate::models::reference::mixer(&w, xr.view());
+        let tag = format!("{} mixer, chunk {chunk}", kind.name());
+        out.push(Measurement::compare(
+            format!("in model: o ({tag})"),
+            &from_tch(&o.squeeze_dim(0))?,
+            &refr.o.into_dyn(),
+            tol,
+        )?);
+        for (i, s) in st.iter().enumerate() {
+            let heads: Vec<ArrayD<f64>> = refr.memory.iter().map(|h| h[i].clone()).collect();
+            let stacked = stack_heads(&heads, 1, heads.len());
+            out.push(Measurement::compare(format!("in model: state {i} ({tag})"), &from_tch(s)?, &stacked, tol)?);
+        }
+    }
+    Ok(out)
+}
+
+macro_rules! rule_checks {
+    ($($fn_name:ident => $example:literal, $check:literal, $summary:literal;)*) => {
+        $(fn $fn_name(env: &CheckEnv) -> Result<Vec<Measurement>> { rule_check(env, $example) })*
+        /// One check per catalogue entry, by the names the registries use.
+        pub fn checks() -> Vec<Check> {
+            vec![$(Check { name: $check, summary: $summary, run: $fn_name }),*]
+        }
+    };
+}
+
+rule_checks! {
+    check_titans_linear => "titans-linear", "memory_titans_linear", "memory interface, Titans linear memory (sequential and C = 3): tch vs reference (y, states, retrieval, chained calls), autograd vs FD of the reference, inside LMM/MAC vs the model reference";
+    check_titans_mlp => "titans-mlp", "memory_titans_mlp", "memory interface, Titans deep memory L_M = 2 (SiLU; sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_titans_mlp_gelu => "titans-mlp-gelu", "memory_titans_mlp_gelu", "memory interface, Titans deep memory with exact GELU (titans-pytorch's MemoryMLP activation): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_miras_framework => "miras-framework-huber-momentum", "memory_miras_framework", "memory interface, MIRAS framework (Huber bias, local+global retention, momentum): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_miras_framework_mlp => "miras-framework-mlp", "memory_miras_framework_mlp", "memory interface, MIRAS §5.3 MLP memory x + LN(W1 GELU(W2 x)) (ℓ2, decayed): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_moneta => "moneta", "memory_moneta", "memory interface, Moneta (p = 3, q = 4; sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_yaad => "yaad", "memory_yaad", "memory interface, Yaad (sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_memora => "memora", "memory_memora", "memory interface, Memora (sequential and C = 3 with the lag token): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_linear_attention => "preset-linear-attention", "memory_preset_linear_attention", "memory interface, preset linear-attention: tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_retnet => "preset-retnet", "memory_preset_retnet", "memory interface, preset retnet (γ = 1 − 2⁻⁵): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_mamba2 => "preset-mamba2", "memory_preset_mamba2", "memory interface, preset mamba2 (A = −1, Δ_t learned): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_deltanet => "preset-deltanet", "memory_preset_deltanet", "memory interface, preset deltanet: tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_gated_deltanet => "preset-gated-deltanet", "memory_preset_gated_deltanet", "memory interface, preset gated-deltanet: tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_longhorn => "preset-longhorn", "memory_preset_longhorn", "memory interface, preset longhorn: tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_ttt_linear => "preset-ttt-linear", "memory_preset_ttt_linear", "memory interface, preset ttt-linear: tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_preset_titans_lmm => "preset-titans-lmm", "memory_preset_titans_lmm", "memory interface, preset titans-lmm: tch vs reference, autograd vs FD, inside LMM/MAC";
+}

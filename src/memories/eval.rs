@@ -1,0 +1,208 @@
+//! The rules `repro eval` runs, each a line: a name, its parameters, and the `model.memory` mapping they
+//! select. Tensors, shapes, validation and both implementations come from the rule's description
+//! ([`crate::eval`]); a new rule costs one entry here.
+
+use super::build;
+use crate::eval::{ParamSpec, RuleFamily};
+use crate::memory::rule::MemoryRule;
+use crate::memory::ReadMode;
+use crate::models::spec::MemorySpec;
+use anyhow::{bail, Context, Result};
+use serde_yaml::{Mapping, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const CHUNK: ParamSpec = ParamSpec {
+    name: "chunk_size",
+    default: "1",
+    meaning: "C: gradients of a chunk are taken at its start state (1 = sequential)",
+};
+const CHUNK_16: ParamSpec = ParamSpec { name: "chunk_size", default: "16", meaning: CHUNK.meaning };
+const READ: ParamSpec = ParamSpec {
+    name: "read",
+    default: "after-write",
+    meaning: "after-write (y_t = M_t q_t) or before-write (y_t = M_{t−1} q_t)",
+};
+const LOSS_SCALE: ParamSpec =
+    ParamSpec {
+        name: "loss_scale", default: "1", meaning: "c in ℓ = c‖M(k) − v‖² (Titans Eq. 12: 1; Appendix C: ½)"
+    };
+const MLP: [ParamSpec; 4] = [
+    ParamSpec { name: "layers", default: "2", meaning: "L_M, the number of weight matrices (1 = linear memory)" },
+    ParamSpec { name: "expansion", default: "4", meaning: "hidden width = expansion · d_k" },
+    ParamSpec {
+        name: "activation",
+        default: "silu",
+        meaning: "silu, gelu (exact erf, titans-pytorch's MemoryMLP) or identity",
+    },
+    ParamSpec { name: "residual", default: "false", meaning: "M(k) = k + MLP(k) (needs d_k = d_v)" },
+];
+const AXES: [ParamSpec; 3] = [
+    ParamSpec {
+        name: "bias",
+        default: "{kind: l2, scale: 1}",
+        meaning: "attentional bias as YAML (names in miras::framework)",
+    },
+    ParamSpec { name: "retention", default: "{kind: none}", meaning: "retention gate as YAML" },
+    ParamSpec {
+        name: "algorithm",
+        default: "{kind: gd}",
+        meaning: "learning algorithm as YAML: gd, momentum, implicit-gd",
+    },
+];
+
+/// `kind` plus the listed parameters as the rule mapping; `chunk_size` and `read` as the layer settings.
+fn spec_of(kind: &str, p: &BTreeMap<String, String>, fields: &[&str]) -> Result<(MemorySpec, ReadMode)> {
+    let mut rule = Mapping::new();
+    rule.insert("kind".into(), kind.into());
+    for f in fields {
+        let v: Value =
+            serde_yaml::from_str(&p[*f]).with_context(|| format!("--param {f}={}: not a YAML value", p[*f]))?;
+        rule.insert((*f).into(), v);
+    }
+    let mut spec = MemorySpec { rule, ..MemorySpec::default() };
+    if let Some(c) = p.get("chunk_size") {
+        match c.parse::<usize>() {
+            Ok(n) if n >= 1 => spec.chunk_size = n,
+            _ => bail!("--param chunk_size={c}: must be a positive integer"),
+        }
+    }
+    let read = match p.get("read") {
+        Some(r) => ReadMode::parse(r)?,
+        None => ReadMode::AfterWrite,
+    };
+    spec.read = read;
+    Ok((spec, read))
+}
+
+/// Builds with the widths checked later, against the tensors (`validate_dims`).
+fn built(spec: MemorySpec, read: ReadMode) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let rule = build(&MemorySpec { read: ReadMode::AfterWrite, ..spec }, 1)?;
+    if read == ReadMode::BeforeWrite && !rule.reads_before_write() {
+        bail!("read: before-write is not defined for {}", rule.name());
+    }
+    Ok((rule, read))
+}
+
+fn linear(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let (s, r) = spec_of("linear", p, &["loss_scale"])?;
+    built(s, r)
+}
+fn mlp(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let (s, r) = spec_of("mlp", p, &["loss_scale", "layers", "expansion", "activation", "residual"])?;
+    built(s, r)
+}
+fn framework(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let (s, r) = spec_of("framework", p, &["bias", "retention", "algorithm"])?;
+    built(s, r)
+}
+fn miras_mlp(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let (mut s, r) = spec_of("framework", p, &["bias", "retention", "algorithm"])?;
+    let e: usize = p["expansion"].parse().map_err(|_| anyhow::anyhow!("--param expansion: a positive integer"))?;
+    let memory: Value = serde_yaml::from_str(&format!("{{kind: mlp, depth: 2, expansion: {e}}}"))?;
+    s.rule.insert("memory".into(), memory);
+    built(s, r)
+}
+fn moneta(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let (s, r) = spec_of("moneta", p, &["p", "q", "form"])?;
+    built(s, r)
+}
+fn yaad(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let (s, r) = spec_of("yaad", p, &[])?;
+    built(s, r)
+}
+fn memora(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let (s, r) = spec_of("memora", p, &["scale"])?;
+    built(s, r)
+}
+fn preset(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    let mut q = p.clone();
+    q.insert("name".into(), p["preset"].clone());
+    let (s, r) = spec_of("preset", &q, &["name"])?;
+    built(s, r)
+}
+
+/// Every rule `repro eval` knows.
+pub fn families() -> Vec<RuleFamily> {
+    vec![
+        RuleFamily {
+            name: "titans.linear_memory",
+            summary: "Titans Eqs. 12–15, linear memory (chunkwise Eqs. 16–18 with --param chunk_size=C)",
+            params: &[LOSS_SCALE, READ, CHUNK],
+            build: linear,
+        },
+        RuleFamily {
+            name: "titans.linear_memory_chunkwise",
+            summary: "Titans Eqs. 16–18, linear memory, chunkwise (gradients at the chunk start; matrix form)",
+            params: &[LOSS_SCALE, READ, CHUNK_16],
+            build: linear,
+        },
+        RuleFamily {
+            name: "titans.mlp_memory",
+            summary: "Titans Eqs. 12–15, deep (MLP) memory with L_M weight matrices, one tensor per matrix",
+            params: &[LOSS_SCALE, READ, MLP[0], MLP[1], MLP[2], MLP[3], CHUNK],
+            build: mlp,
+        },
+        RuleFamily {
+            name: "titans.mlp_memory_chunkwise",
+            summary: "Titans Eqs. 16–18, deep memory, chunkwise (per-token gradients at the chunk start)",
+            params: &[LOSS_SCALE, READ, MLP[0], MLP[1], MLP[2], MLP[3], CHUNK_16],
+            build: mlp,
+        },
+        RuleFamily {
+            name: "miras.framework",
+            summary:
+                "MIRAS Learning–Retaining recurrence, linear memory, any bias × retention × algorithm (token by token)",
+            params: &[AXES[0], AXES[1], AXES[2]],
+            build: framework,
+        },
+        RuleFamily {
+            name: "miras.mlp",
+            summary: "MIRAS recurrence with the §5.3 MLP memory x + LN(W1 GELU(W2 x)), token by token",
+            params: &[
+                AXES[0],
+                AXES[1],
+                AXES[2],
+                ParamSpec { name: "expansion", default: "4", meaning: "hidden width = expansion · d" },
+            ],
+            build: miras_mlp,
+        },
+        RuleFamily {
+            name: "miras.preset",
+            summary: "published recurrences as MIRAS presets (Table 1 / Eqs. 8–9), from the model's own gates a, b, c",
+            params: &[ParamSpec {
+                name: "preset",
+                default: "deltanet",
+                meaning: "linear-attention, retnet, mamba2, deltanet, gated-deltanet, longhorn, ttt-linear, titans-lmm",
+            }],
+            build: preset,
+        },
+        RuleFamily {
+            name: "miras.moneta",
+            summary: "Moneta (Eqs. 24–25, corrected; chunkwise Eqs. 28–29), linear memory",
+            params: &[
+                ParamSpec { name: "p", default: "3", meaning: "ℓ_p attentional bias, p ≥ 1" },
+                ParamSpec { name: "q", default: "4", meaning: "ℓ_q retention, q > 1" },
+                ParamSpec {
+                    name: "form",
+                    default: "mirror",
+                    meaning: "mirror (∇½‖A‖_q²) or printed (Eq. 24 as printed)",
+                },
+                CHUNK,
+            ],
+            build: moneta,
+        },
+        RuleFamily {
+            name: "miras.yaad",
+            summary: "Yaad (Eq. 26; chunkwise Eq. 28), linear memory",
+            params: &[CHUNK],
+            build: yaad,
+        },
+        RuleFamily {
+            name: "miras.memora",
+            summary: "Memora (Eq. 27 in logits; chunkwise with the lag token, Eqs. 30–32), rows on the simplex",
+            params: &[ParamSpec { name: "scale", default: "1", meaning: "c of the ℓ2 bias c‖Wk − v‖²" }, CHUNK],
+            build: memora,
+        },
+    ]
+}

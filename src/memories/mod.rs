@@ -1,0 +1,306 @@
+//! The catalogue of memory rules: the names a study writes under `model.memory` (and `repro eval` runs),
+//! resolved to the [`MemoryRule`] of each paper. The one place that knows every paper's memories; models,
+//! checks and `repro eval` see only the trait.
+//!
+//! `model.memory` (kebab-case `kind`, strict: unknown fields are errors), with the shared layer settings
+//! (`momentum`, `forgetting`, `max_lr`, `read`, `conv_kernel`, `chunk_size`) beside the rule's own fields:
+//!
+//! | kind | rule | fields (defaults) |
+//! |---|---|---|
+//! | `linear` | Titans' linear memory, Eqs. 12–15 (chunkwise Eqs. 16–18) | `loss_scale: 1` |
+//! | `mlp` | Titans' deep memory, `L_M` weight matrices | `layers: 2`, `expansion: 4`, `activation: silu\|gelu\|identity`, `residual: false`, `loss_scale: 1` |
+//! | `framework` | MIRAS, any valid memory × bias × retention × algorithm (token by token) | `memory: {kind: linear}`, `bias: {kind: l2, scale: 1}`, `retention: {kind: l2-decayed}`, `algorithm: {kind: gd}` |
+//! | `moneta` | MIRAS Moneta, Eqs. 24–25 (chunkwise Eq. 28–29) | `p: 3`, `q: 4`, `form: mirror\|printed` |
+//! | `yaad` | MIRAS Yaad, Eq. 26 | — |
+//! | `memora` | MIRAS Memora, Eq. 27 (chunkwise Eqs. 30–32) | `scale: 1` |
+//! | `preset` | a published recurrence of MIRAS Table 1 | `name: linear-attention\|retnet\|mamba2\|deltanet\|gated-deltanet\|longhorn\|ttt-linear\|titans-lmm` |
+
+pub mod checks;
+pub mod eval;
+
+use crate::memory::rule::MemoryRule;
+use crate::miras::framework::{Algorithm, Bias, Config, LqForm, Memory, Retention};
+use crate::miras::memory_rules::{MirasFramework, MirasGates, MirasModel, MirasPreset};
+use crate::miras::models::Model;
+use crate::miras::presets::Preset;
+use crate::models::spec::MemorySpec;
+use crate::titans::memory_rules::{TitansGates, TitansLinear, TitansMlp};
+use crate::titans::mlp_memory::Activation;
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The rule part of `model.memory`, as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum RuleChoice {
+    Linear {
+        #[serde(default = "d_scale")]
+        loss_scale: f64,
+    },
+    Mlp {
+        #[serde(default = "d_scale")]
+        loss_scale: f64,
+        #[serde(default = "d_layers")]
+        layers: usize,
+        #[serde(default = "d_expansion")]
+        expansion: usize,
+        #[serde(default)]
+        activation: ActivationName,
+        #[serde(default)]
+        residual: bool,
+    },
+    Framework {
+        #[serde(default = "d_memory")]
+        memory: Memory,
+        #[serde(default = "d_bias")]
+        bias: Bias,
+        #[serde(default = "d_retention")]
+        retention: Retention,
+        #[serde(default = "d_algorithm")]
+        algorithm: Algorithm,
+    },
+    Moneta {
+        #[serde(default = "d_p")]
+        p: f64,
+        #[serde(default = "d_q")]
+        q: f64,
+        #[serde(default)]
+        form: LqForm,
+    },
+    Yaad {},
+    Memora {
+        #[serde(default = "d_scale")]
+        scale: f64,
+    },
+    Preset {
+        name: Preset,
+    },
+}
+
+/// The activation inside Titans' deep memory, as YAML spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActivationName {
+    #[default]
+    Silu,
+    Gelu,
+    Identity,
+}
+
+impl From<ActivationName> for Activation {
+    fn from(a: ActivationName) -> Self {
+        match a {
+            ActivationName::Silu => Activation::Silu,
+            ActivationName::Gelu => Activation::Gelu,
+            ActivationName::Identity => Activation::Identity,
+        }
+    }
+}
+
+fn d_layers() -> usize {
+    2
+}
+fn d_expansion() -> usize {
+    4
+}
+fn d_memory() -> Memory {
+    Memory::Linear
+}
+fn d_bias() -> Bias {
+    Bias::L2 { scale: 1.0 }
+}
+fn d_retention() -> Retention {
+    Retention::L2Decayed
+}
+fn d_algorithm() -> Algorithm {
+    Algorithm::Gd
+}
+fn d_p() -> f64 {
+    3.0
+}
+fn d_q() -> f64 {
+    4.0
+}
+fn d_scale() -> f64 {
+    1.0
+}
+
+/// Every kind, for messages.
+pub const KINDS: [&str; 7] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset"];
+
+/// The rule fields of each kind (besides `kind`), for messages.
+fn rule_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "linear" => &["loss_scale"],
+        "mlp" => &["loss_scale", "layers", "expansion", "activation", "residual"],
+        "framework" => &["memory", "bias", "retention", "algorithm"],
+        "moneta" => &["p", "q", "form"],
+        "memora" => &["scale"],
+        "preset" => &["name"],
+        _ => &[],
+    }
+}
+
+/// Parses the rule part of `model.memory`. An unknown field is reported with every field that kind accepts
+/// (its own and the layer settings) and the closest one.
+pub fn parse(spec: &MemorySpec) -> Result<RuleChoice> {
+    serde_yaml::from_value(spec.rule_value()).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("unknown variant") {
+            return anyhow::anyhow!("{msg} (memory kinds: {})", KINDS.join(", "));
+        }
+        if let Some(bad) = msg.split("unknown field `").nth(1).and_then(|r| r.split('`').next()) {
+            let kind = spec.kind();
+            let mut known: Vec<&str> = rule_fields(&kind).to_vec();
+            known.extend(crate::models::spec::MEMORY_SETTINGS);
+            let best = known
+                .iter()
+                .map(|n| (strsim::jaro_winkler(bad, n), *n))
+                .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap())
+                .filter(|(s, _)| *s > 0.7)
+                .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return anyhow::anyhow!(
+                "unknown field `{bad}` for memory kind `{kind}`, expected one of {}{best}",
+                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            );
+        }
+        anyhow::anyhow!("{msg}")
+    })
+}
+
+fn positive(what: &str, x: f64) -> Result<()> {
+    if !(x.is_finite() && x > 0.0) {
+        bail!("{what} must be a positive number (got {x})");
+    }
+    Ok(())
+}
+
+/// The inner learning-rate ceiling when `max_lr` is not given: 0.5 for the linear memories (the step
+/// `2θ‖k‖² ≤ 0.5` with unit keys keeps the delta rule contractive), 0.1 for the deep memories and Moneta, whose
+/// steps grow with the hidden activations (MLP) or the squared error (ℓ3): at 0.5 their states reach 1e4–1e16
+/// within a dozen tokens in the test models (`tests/models.rs`), at 0.1 they stay O(1).
+pub fn default_max_lr(choice: &RuleChoice) -> f64 {
+    match choice {
+        RuleChoice::Mlp { .. } | RuleChoice::Moneta { .. } => 0.1,
+        RuleChoice::Framework { memory: Memory::Mlp { .. }, .. } => 0.1,
+        _ => 0.5,
+    }
+}
+
+/// The `model.memory` sub-field an error from [`build`] is about (`.layers`, …), or `""`.
+pub fn field_of(msg: &str) -> String {
+    for key in ["unknown field `", "missing field `"] {
+        if let Some(i) = msg.find(key) {
+            let rest = &msg[i + key.len()..];
+            if let Some(j) = rest.find('`') {
+                if key.starts_with("unknown") {
+                    return format!(".{}", &rest[..j]);
+                }
+                return String::new();
+            }
+        }
+    }
+    if msg.contains("unknown variant") {
+        return ".kind".into();
+    }
+    if let Some((head, _)) = msg.split_once(':') {
+        if let Some(field) = head.trim().rsplit(' ').next() {
+            if ["layers", "expansion", "loss_scale", "chunk_size", "max_lr", "read", "p", "q", "scale"].contains(&field)
+            {
+                return format!(".{field}");
+            }
+        }
+    }
+    String::new()
+}
+
+/// Builds the rule of `model.memory`, validating its values and its fit with the layer settings; `head_dim`
+/// is the models' `d_k = d_v = dim / heads`.
+pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> {
+    let choice = parse(spec)?;
+    let max_lr = spec.max_lr.unwrap_or_else(|| default_max_lr(&choice));
+    if !(max_lr.is_finite() && max_lr > 0.0) {
+        bail!("max_lr must be a positive number (got {max_lr})");
+    }
+    if spec.chunk_size == 0 {
+        bail!("chunk_size must be at least 1 (1 = sequential)");
+    }
+    let chunk = spec.chunk_size;
+    let titans = TitansGates { max_lr, momentum: spec.momentum, forgetting: spec.forgetting };
+    let miras = MirasGates { max_lr, momentum: spec.momentum, forgetting: spec.forgetting };
+    let sequential_only = |what: &str| -> Result<()> {
+        if chunk > 1 {
+            bail!("chunk_size {chunk}: {what} has no chunkwise form here; use chunk_size: 1");
+        }
+        Ok(())
+    };
+    let rule: Arc<dyn MemoryRule> = match choice {
+        RuleChoice::Linear { loss_scale } => {
+            positive("linear: loss_scale", loss_scale)?;
+            Arc::new(TitansLinear { gates: titans, chunk, loss_scale })
+        }
+        RuleChoice::Mlp { loss_scale, layers, expansion, activation, residual } => {
+            positive("mlp: loss_scale", loss_scale)?;
+            if layers == 0 || expansion == 0 {
+                bail!("mlp: layers and expansion must be at least 1 (got layers {layers}, expansion {expansion})");
+            }
+            let activation = activation.into();
+            Arc::new(TitansMlp { gates: titans, chunk, loss_scale, layers, expansion, activation, residual })
+        }
+        RuleChoice::Framework { memory, bias, retention, algorithm } => {
+            sequential_only("the general MIRAS framework")?;
+            let config = Config { memory, bias, retention, algorithm };
+            config.validate()?;
+            Arc::new(MirasFramework { config, settings: miras })
+        }
+        RuleChoice::Moneta { p, q, form } => {
+            if !(p.is_finite() && p >= 1.0) {
+                bail!("moneta: p must be at least 1 (the ℓ_p bias; got {p})");
+            }
+            if !(q.is_finite() && q > 1.0) {
+                bail!("moneta: q must be greater than 1 (the ℓ_q retention; got {q})");
+            }
+            Arc::new(MirasModel { model: Model::Moneta { p, q, form }, chunk, settings: miras })
+        }
+        RuleChoice::Yaad {} => Arc::new(MirasModel { model: Model::Yaad, chunk, settings: miras }),
+        RuleChoice::Memora { scale } => {
+            if !(scale.is_finite() && scale > 0.0) {
+                bail!("memora: scale must be a positive number (got {scale})");
+            }
+            Arc::new(MirasModel { model: Model::Memora { scale }, chunk, settings: miras })
+        }
+        RuleChoice::Preset { name } => {
+            sequential_only("a preset")?;
+            Arc::new(MirasPreset { preset: name, settings: miras })
+        }
+    };
+    if spec.read == crate::memory::ReadMode::BeforeWrite && !rule.reads_before_write() {
+        bail!("read: before-write is not defined for {} (it reads after the write)", rule.name());
+    }
+    rule.validate_dims(head_dim, head_dim)?;
+    Ok(rule)
+}
+
+/// One example of every kind (the presets each), for tests, checks and `--help`.
+pub fn examples() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("titans-linear", "{kind: linear}"),
+        ("titans-mlp", "{kind: mlp, layers: 2, expansion: 2}"),
+        ("titans-mlp-gelu", "{kind: mlp, layers: 2, expansion: 1, activation: gelu}"),
+        ("miras-framework-huber-momentum", "{kind: framework, bias: {kind: huber}, retention: {kind: l2-local-global}, algorithm: {kind: momentum}}"),
+        ("miras-framework-mlp", "{kind: framework, memory: {kind: mlp, depth: 2, expansion: 1}, bias: {kind: l2, scale: 1}, retention: {kind: l2-decayed}}"),
+        ("moneta", "{kind: moneta, p: 3, q: 4}"),
+        ("yaad", "{kind: yaad}"),
+        ("memora", "{kind: memora}"),
+        ("preset-linear-attention", "{kind: preset, name: linear-attention}"),
+        ("preset-retnet", "{kind: preset, name: retnet}"),
+        ("preset-mamba2", "{kind: preset, name: mamba2}"),
+        ("preset-deltanet", "{kind: preset, name: deltanet}"),
+        ("preset-gated-deltanet", "{kind: preset, name: gated-deltanet}"),
+        ("preset-longhorn", "{kind: preset, name: longhorn}"),
+        ("preset-ttt-linear", "{kind: preset, name: ttt-linear}"),
+        ("preset-titans-lmm", "{kind: preset, name: titans-lmm}"),
+    ]
+}
