@@ -7,6 +7,7 @@
 //! out) — their symbolic shapes for `--describe`, the validation of the inputs, and both implementations.
 
 use crate::device::device_name;
+pub use crate::memories::eval::{BuildRule, ParamSpec, RuleFamily};
 use crate::memory::rule::{MemoryRule, StateInit};
 use crate::memory::ReadMode;
 use crate::tensor::{from_tch, kind_name, to_tch, Arr};
@@ -33,27 +34,6 @@ pub struct TensorSpec {
     pub dims: Vec<String>,
     pub optional: bool,
     pub meaning: String,
-}
-
-/// A parameter of a rule family, passed as `--param name=value` (values are YAML: `3`, `gelu`, `{kind: l1}`).
-#[derive(Debug, Clone, Copy)]
-pub struct ParamSpec {
-    pub name: &'static str,
-    pub default: &'static str,
-    pub meaning: &'static str,
-}
-
-/// What a family's parameters select: the rule and the read mode.
-pub type BuildRule = fn(&BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)>;
-
-/// A rule reachable through `repro eval`: its parameters select the concrete [`MemoryRule`].
-#[derive(Clone, Copy)]
-pub struct RuleFamily {
-    pub name: &'static str,
-    pub summary: &'static str,
-    pub params: &'static [ParamSpec],
-    /// the rule for the given parameter values (every parameter present, defaults filled in)
-    pub build: BuildRule,
 }
 
 /// A family with its parameters resolved: the concrete rule and its tensors.
@@ -303,20 +283,20 @@ pub fn run(rule: &Rule, x: &RuleInputs, imp: Impl, device: Device, kind: Kind) -
     let a = &x.arrays;
     match imp {
         Impl::Reference => {
-            let inputs = crate::memories::checks::RuleInputs {
+            let inputs = crate::memory::batched::RuleInputs {
                 k: a[0].clone(),
                 v: a[1].clone(),
                 q: a[2].clone(),
                 gates: a[3..3 + n_gates].to_vec(),
                 state: a[3 + n_gates..].to_vec(),
             };
-            let (y, st) = crate::memories::checks::reference_batched(rule.rule.as_ref(), &inputs, rule.read);
+            let (y, st) = crate::memory::batched::reference_batched(rule.rule.as_ref(), &inputs, rule.read);
             Ok([vec![y], st].concat())
         }
         Impl::Torch => {
             let t: Vec<Tensor> = a.iter().map(|x| to_tch(x, kind, device)).collect();
             let (y, st) =
-                tch::no_grad(|| crate::memories::checks::torch_forward(rule.rule.as_ref(), &t, n_gates, rule.read));
+                tch::no_grad(|| crate::memory::batched::torch_forward(rule.rule.as_ref(), &t, n_gates, rule.read));
             let mut out = vec![from_tch(&y)?];
             for s in &st {
                 out.push(from_tch(s)?);

@@ -3,7 +3,7 @@
 //! chunkwise family with `chunk_size = 1` reproduces its sequential rule.
 
 use repro::eval::{find_rule, run_file, Impl, Rule};
-use repro::memories::checks::draw;
+use repro::memory::batched::draw;
 use repro::tensor::{errors, from_tch, to_tch, Arr};
 use rstest::rstest;
 use tch::{Device, Kind, Tensor};

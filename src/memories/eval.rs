@@ -3,7 +3,6 @@
 //! ([`crate::eval`]); a new rule costs one entry here.
 
 use super::build;
-use crate::eval::{ParamSpec, RuleFamily};
 use crate::memory::rule::MemoryRule;
 use crate::memory::ReadMode;
 use crate::models::spec::MemorySpec;
@@ -11,6 +10,27 @@ use anyhow::{bail, Context, Result};
 use serde_yaml::{Mapping, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// A parameter of a rule family, passed as `--param name=value` (values are YAML: `3`, `gelu`, `{kind: l1}`).
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// What a family's parameters select: the rule and the read mode.
+pub type BuildRule = fn(&BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)>;
+
+/// A rule reachable through `repro eval`: its parameters select the concrete [`MemoryRule`].
+#[derive(Clone, Copy)]
+pub struct RuleFamily {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub params: &'static [ParamSpec],
+    /// the rule for the given parameter values (every parameter present, defaults filled in)
+    pub build: BuildRule,
+}
 
 const CHUNK: ParamSpec = ParamSpec {
     name: "chunk_size",

@@ -12,6 +12,7 @@
 //!   chunk's start, while momentum and forgetting still run token by token; C = 1 is the sequential rule.
 
 pub mod autograd;
+pub mod batched;
 pub mod rule;
 
 use serde::{Deserialize, Serialize};
