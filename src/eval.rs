@@ -6,7 +6,7 @@
 use crate::device::device_name;
 use crate::tensor::{from_tch, kind_name, to_tch, Arr};
 use anyhow::{bail, Context, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -41,6 +41,8 @@ pub struct ParamSpec {
 /// and the parameters.
 pub struct RuleInputs {
     pub arrays: BTreeMap<String, Arr>,
+    /// the tensors the file supplied (the others in `arrays` are zeros standing in for omitted ones)
+    pub given: BTreeSet<String>,
     pub sizes: HashMap<String, usize>,
     pub params: BTreeMap<String, String>,
 }
@@ -48,6 +50,17 @@ pub struct RuleInputs {
 impl RuleInputs {
     pub fn get(&self, name: &str) -> &Arr {
         &self.arrays[name]
+    }
+    /// Whether the input file supplied this tensor (rather than it defaulting to zeros).
+    pub fn has(&self, name: &str) -> bool {
+        self.given.contains(name)
+    }
+    /// Requires an optional tensor that the chosen parameters read, instead of its silent zeros.
+    pub fn require(&self, name: &str, why: &str) -> Result<()> {
+        if !self.has(name) {
+            bail!("missing tensor `{name}`: {why} (omitted, it would silently be zeros)");
+        }
+        Ok(())
     }
     pub fn param_f64(&self, name: &str) -> Result<f64> {
         let s = &self.params[name];
@@ -144,6 +157,14 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
             );
         }
         for (d, (&sym, &n)) in spec.dims.iter().zip(got.iter()).enumerate() {
+            if n == 0 {
+                // an empty batch, head or sequence: nothing to compute, and index arithmetic on it panics
+                bail!(
+                    "tensor `{}` has shape {:?}: dimension {d} ({sym}) is 0; every size must be at least 1",
+                    spec.name,
+                    got
+                );
+            }
             let n = n as usize;
             match sizes.get(sym) {
                 Some(&bound) if bound != n => bail!(
@@ -158,6 +179,7 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
         }
         arrays.insert(spec.name.to_string(), from_tch(t)?);
     }
+    let given_names: BTreeSet<String> = arrays.keys().cloned().collect();
     let omitted: Vec<&TensorSpec> = rule.inputs.iter().filter(|s| s.optional && !arrays.contains_key(s.name)).collect();
     for spec in omitted {
         let mut shape = vec![];
@@ -176,7 +198,7 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>, params: &[(String, 
         }
         values.insert(k.clone(), v.clone());
     }
-    Ok(RuleInputs { arrays, sizes, params: values })
+    Ok(RuleInputs { arrays, given: given_names, sizes, params: values })
 }
 
 /// Parses `name=value`.
@@ -199,6 +221,13 @@ pub fn run_file(
 ) -> Result<String> {
     if !inputs.exists() {
         bail!("input file {} does not exist", inputs.display());
+    }
+    if out.is_dir() {
+        bail!(
+            "--out {}: is a folder; name the output file, e.g. {}",
+            out.display(),
+            out.join("outputs.safetensors").display()
+        );
     }
     let tensors = Tensor::read_safetensors(inputs)
         .map_err(|e| anyhow::anyhow!("{}: not a readable safetensors file: {e}", inputs.display()))?;
