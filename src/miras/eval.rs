@@ -3,7 +3,7 @@
 //! (sequential or chunkwise).
 
 use super::checks::{batched, Drawn};
-use super::framework::{Algorithm, Bias, Config, LqForm, Memory, Retention};
+use super::framework::{parse_axis, Algorithm, Config, LqForm, Memory};
 use super::mlp::{reference as mlp_ref, torch as mlp_torch};
 use super::models::{reference as mref, torch as mtorch, Model};
 use super::presets::Preset;
@@ -11,7 +11,7 @@ use super::update::{reference as upd_ref, torch as upd_torch};
 use crate::eval::{Impl, ParamSpec, Rule, RuleInputs, TensorSpec};
 use crate::tensor::{from_tch, to_tch, Arr};
 use crate::tensor::{head1, head2, stack_heads};
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 const GATE: &[&str] = &["B", "H", "T"];
@@ -107,11 +107,29 @@ fn run_config(cfg: &Config, d: &Drawn, imp: Impl, device: Device, kind: Kind) ->
     }
 }
 
+/// Requires the tensors the configuration reads but `repro eval` would otherwise fill with zeros: δ_t for
+/// the threshold biases (δ = 0 would freeze Huber-type memories), μ_t for momentum (μ = 0 is plain gd).
+fn require_gates(cfg: &Config, inp: &RuleInputs) -> Result<()> {
+    if cfg.bias.uses_delta() {
+        let kind = serde_yaml::to_value(cfg.bias)?.get("kind").and_then(|k| k.as_str().map(str::to_string));
+        inp.require(
+            "delta",
+            &format!("bias `{}` reads its threshold δ_t from it, [B, H, T]", kind.unwrap_or_default()),
+        )?;
+    }
+    if cfg.algorithm == Algorithm::Momentum {
+        inp.require("mu", "algorithm `momentum` reads its decay μ_t from it, [B, H, T]")?;
+    }
+    Ok(())
+}
+
 fn run_framework(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
-    let bias: Bias = serde_yaml::from_str(inp.param_str("bias"))?;
-    let retention: Retention = serde_yaml::from_str(inp.param_str("retention"))?;
-    let algorithm: Algorithm = serde_yaml::from_str(inp.param_str("algorithm"))?;
+    let bias = parse_axis("--param bias", inp.param_str("bias"))?;
+    let retention = parse_axis("--param retention", inp.param_str("retention"))?;
+    let algorithm = parse_axis("--param algorithm", inp.param_str("algorithm"))?;
     let cfg = Config::linear(bias, retention, algorithm);
+    cfg.validate()?;
+    require_gates(&cfg, inp)?;
     let d = drawn(
         inp,
         inp.get("alpha").clone(),
@@ -198,8 +216,19 @@ const MODEL_OUTPUTS: &[TensorSpec] = &[
     },
 ];
 
+/// `--param chunk`: 0 (token by token) or a positive integer.
+fn chunk_param(inp: &RuleInputs) -> Result<usize> {
+    let raw = inp.param_str("chunk");
+    let c = inp.param_f64("chunk")?;
+    if c < 0.0 || c.fract() != 0.0 {
+        bail!("--param chunk={raw}: must be 0 (token by token) or a positive integer (the chunk size)");
+    }
+    Ok(c as usize)
+}
+
 fn run_model(model: Model, m0: &str, inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
-    let chunk = inp.param_f64("chunk")? as usize;
+    let chunk = chunk_param(inp)?;
+    model.config().validate()?;
     let zeros = inp.get("alpha").mapv(|_| 0.0);
     let delta = if inp.arrays.contains_key("delta") { inp.get("delta").clone() } else { zeros.clone() };
     let d = drawn(inp, inp.get("alpha").clone(), inp.get("eta").clone(), delta, zeros, m0);
@@ -242,8 +271,11 @@ const MEMORA_PARAMS: &[ParamSpec] =
     &[ParamSpec { name: "loss_scale", default: "1", meaning: "c in ℓ2 = c‖Wk − v‖² (Eq. 31 uses ½)" }, CHUNK];
 
 fn run_moneta(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
-    let form: LqForm = serde_yaml::from_str(inp.param_str("form"))?;
-    let model = Model::Moneta { p: inp.param_f64("p")?, q: inp.param_f64("q")?, form };
+    let form: LqForm = serde_yaml::from_str(inp.param_str("form"))
+        .with_context(|| format!("--param form={}: expected mirror or printed", inp.param_str("form")))?;
+    let (p, q) = (inp.param_f64("p")?, inp.param_f64("q")?);
+    let model = Model::Moneta { p, q, form };
+    model.config().validate().with_context(|| format!("miras.moneta --param p={p} --param q={q}"))?;
     run_model(model, "a0", inp, imp, device, kind)
 }
 fn run_yaad(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
@@ -289,11 +321,12 @@ const MLP_PARAMS: &[ParamSpec] = &[
 fn run_mlp(inp: &RuleInputs, imp: Impl, device: Device, kind: Kind) -> Result<Vec<Arr>> {
     let cfg = Config {
         memory: Memory::Mlp { depth: 2, expansion: inp.sizes["hidden"] / inp.sizes["d"].max(1) },
-        bias: serde_yaml::from_str(inp.param_str("bias"))?,
-        retention: serde_yaml::from_str(inp.param_str("retention"))?,
-        algorithm: serde_yaml::from_str(inp.param_str("algorithm"))?,
+        bias: parse_axis("--param bias", inp.param_str("bias"))?,
+        retention: parse_axis("--param retention", inp.param_str("retention"))?,
+        algorithm: parse_axis("--param algorithm", inp.param_str("algorithm"))?,
     };
     cfg.validate()?;
+    require_gates(&cfg, inp)?;
     let g = |n: &str| inp.get(n);
     match imp {
         Impl::Reference => {
