@@ -37,6 +37,20 @@ pub struct Outcome {
     pub files: Vec<PathBuf>,
 }
 
+/// Runs one run's work, turning a panic (a tch shape error the validation did not foresee: a bug) into this
+/// run's error, so that the study goes on, the report is written, and the run says why it failed.
+fn contain_panics<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        let first = msg.lines().next().unwrap_or("").to_string();
+        Err(anyhow::anyhow!("internal error (a bug in repro; please report it with the study file): {first}"))
+    })
+}
+
 /// The metric a task reports.
 pub fn metric_info(kind: TaskKind) -> MetricInfo {
     match kind {
@@ -236,20 +250,21 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
                 }
             } else {
                 let bar = bar_for(quiet, label.clone());
-                let outcome = train(&cfg, &task, seed, device, &rd, &bar, opts.stop_after);
+                let outcome = contain_panics(|| {
+                    let tr = train(&cfg, &task, seed, device, &rd, &bar, opts.stop_after)?;
+                    let (metric, by_length) = evaluate(&cfg, &task, &tr.model, seed, device)?;
+                    Ok((tr.steps_done, metric, by_length))
+                });
                 bar.finish_and_clear();
                 match outcome {
-                    Ok(tr) => {
-                        let (metric, by_length) = evaluate(&cfg, &task, &tr.model, seed, device)?;
-                        RunResult {
-                            status: "done".into(),
-                            final_metric: Some(metric),
-                            by_length,
-                            by_pairs: vec![],
-                            steps: tr.steps_done,
-                            seconds: started.elapsed().as_secs_f64(),
-                        }
-                    }
+                    Ok((steps, metric, by_length)) => RunResult {
+                        status: "done".into(),
+                        final_metric: Some(metric),
+                        by_length,
+                        by_pairs: vec![],
+                        steps,
+                        seconds: started.elapsed().as_secs_f64(),
+                    },
                     Err(e) if format!("{e}").contains("--stop-after") => {
                         return Err(e.context(format!("{label}: run interrupted; rerun the same command to resume")));
                     }
@@ -391,4 +406,17 @@ fn studies_below(dir: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contain_panics;
+
+    #[test]
+    fn a_panic_inside_a_run_becomes_its_error() {
+        let r: anyhow::Result<()> = contain_panics(|| panic!("shape mismatch in a model"));
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("internal error") && e.contains("shape mismatch in a model"), "{e}");
+        assert_eq!(contain_panics(|| Ok(3)).unwrap(), 3);
+    }
 }

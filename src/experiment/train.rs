@@ -19,7 +19,7 @@ pub fn schedule(t: &TrainingSpec, step: usize) -> f64 {
     if step < t.warmup {
         return t.lr * (step + 1) as f64 / t.warmup as f64;
     }
-    let span = t.steps.saturating_sub(t.warmup).max(1) as f64;
+    let span = (t.steps - t.warmup).max(1) as f64;
     let progress = ((step - t.warmup) as f64 / span).min(1.0);
     let cosine = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
     t.lr * (0.1 + 0.9 * cosine)
