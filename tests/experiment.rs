@@ -125,7 +125,7 @@ fn load_err(text: &str, sets: &[&str]) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "bad.yaml", text);
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    format!("{:#}", Study::load(&file, "tiny", &sets).err().expect("should fail"))
+    format!("{:#}", Study::load(&file, "tiny", &sets).expect_err("should fail"))
 }
 
 #[test]

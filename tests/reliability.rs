@@ -94,7 +94,7 @@ fn load_err(text: &str, scale: &str, sets: &[&str]) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "bad.yaml", text);
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    format!("{:#}", Study::load(&file, scale, &sets).err().expect("should fail"))
+    format!("{:#}", Study::load(&file, scale, &sets).expect_err("should fail"))
 }
 
 /// Random f64 tensors of the given shapes, named.

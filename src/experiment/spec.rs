@@ -675,7 +675,7 @@ impl Study {
             return Err(f("training.steps", "must be at least 1"));
         }
         let m = &e.model;
-        if m.dim == 0 || m.heads == 0 || m.dim % m.heads != 0 {
+        if m.dim == 0 || m.heads == 0 || !m.dim.is_multiple_of(m.heads) {
             return Err(blame(
                 &["model.heads", "model.dim"],
                 &format!("dim {} must be a positive multiple of heads {}", m.dim, m.heads),

@@ -190,8 +190,8 @@ pub fn train(
         let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(step as u64);
         bar.set_message(format!("loss {loss_value:.3} · {tps:.0} tok/s"));
-        if step % t.log_every == 0 || step == t.steps {
-            let metric = if cfg.evaluation.every > 0 && step % cfg.evaluation.every == 0 {
+        if step.is_multiple_of(t.log_every) || step == t.steps {
+            let metric = if cfg.evaluation.every > 0 && step.is_multiple_of(cfg.evaluation.every) {
                 Some(super::runner::evaluate(cfg, task, &model, seed, device)?.0)
             } else {
                 None
@@ -205,7 +205,7 @@ pub fn train(
                 metric,
             })?;
         }
-        if step % t.checkpoint_every == 0 || step == t.steps {
+        if step.is_multiple_of(t.checkpoint_every) || step == t.steps {
             dir.save_checkpoint(step, &hash, &opt.state())?;
         }
     }

@@ -208,13 +208,11 @@ impl Retention {
                 positive("alpha", alpha)?;
             }
             Retention::ElasticNetFtrl { alpha } => positive("alpha", alpha)?,
-            Retention::Lq { q, .. } => {
-                if !(q.is_finite() && q > 1.0) {
-                    anyhow::bail!(
-                        "retention lq: q = {q} is outside its domain: ℓ_q retention needs q > 1 (the map \
-                         A ⊙ |A|^(q−2)/‖A‖_q^(q−2) divides by zero at A = 0 for q ≤ 1, and ½‖A‖_q² is not strictly convex)"
-                    );
-                }
+            Retention::Lq { q, .. } if !(q.is_finite() && q > 1.0) => {
+                anyhow::bail!(
+                    "retention lq: q = {q} is outside its domain: ℓ_q retention needs q > 1 (the map \
+                     A ⊙ |A|^(q−2)/‖A‖_q^(q−2) divides by zero at A = 0 for q ≤ 1, and ½‖A‖_q² is not strictly convex)"
+                );
             }
             _ => {}
         }
