@@ -479,7 +479,8 @@ impl Study {
             let known = if declared.is_empty() {
                 "it declares no `scales:`, so only the default `tiny` (its base configuration) exists".to_string()
             } else {
-                format!("known scales: {}", declared.join(", "))
+                let tiny = if declared.contains(&"tiny") { "" } else { ", and tiny (its base configuration)" };
+                format!("known scales: {}{tiny}", declared.join(", "))
             };
             bail!("{}: unknown --scale `{scale}` ({known})", file.display());
         }
