@@ -112,7 +112,8 @@ pub enum Command {
         /// Root folder of the reports.
         #[arg(long, default_value = "reports")]
         out: PathBuf,
-        /// Discard stored runs whose configuration differs from the file's.
+        /// Discard stored runs whose configuration differs from the file's, and retry failed (or unreadable)
+        /// runs from scratch.
         #[arg(long)]
         fresh: bool,
         /// No progress bars (also when CI is set).

@@ -72,3 +72,22 @@ pub fn parse_device_name(s: &str) -> Result<()> {
         other => bail!("unknown device `{other}` (expected cpu, cuda, cuda:N or auto)"),
     }
 }
+
+/// The environment variable that sets libtorch's intra-op CPU threads for `repro run` (default 1).
+pub const THREADS_VAR: &str = "REPRO_THREADS";
+
+/// The CPU thread count from `REPRO_THREADS`'s value (unset or empty: 1): an integer from 1 to
+/// 4 × the available cores (at least 4). Zero and negative values make libtorch throw, and huge ones make it
+/// spawn threads until the machine stalls, so both are refused with a message that names the variable.
+pub fn cpu_threads(value: Option<&str>) -> Result<i32> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let max = (4 * cores).max(4);
+    let Some(raw) = value.filter(|v| !v.trim().is_empty()) else { return Ok(1) };
+    let n: i64 = raw.trim().parse().map_err(|_| {
+        anyhow::anyhow!("{THREADS_VAR}={raw}: not an integer (the CPU thread count, 1 to {max}; unset means 1)")
+    })?;
+    if n < 1 || n > max as i64 {
+        bail!("{THREADS_VAR}={raw}: must be from 1 to {max} (4 × the {cores} available cores; unset means 1)");
+    }
+    Ok(n as i32)
+}

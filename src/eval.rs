@@ -225,8 +225,13 @@ pub fn validate(rule: &Rule, tensors: Vec<(String, Tensor)>) -> Result<RuleInput
         }
         for (d, (sym, &n)) in spec.dims.iter().zip(got.iter()).enumerate() {
             let n = n as usize;
-            if n == 0 && ["B", "H", "d_k", "d_v", "d"].contains(&sym.as_str()) {
-                bail!("tensor `{}` has shape {:?}: dimension {d} ({sym}) is 0; it must be at least 1", spec.name, got);
+            if n == 0 {
+                // an empty batch, head, sequence or width: nothing to compute, and index arithmetic on it panics
+                bail!(
+                    "tensor `{}` has shape {:?}: dimension {d} ({sym}) is 0; every size must be at least 1",
+                    spec.name,
+                    got
+                );
             }
             match sizes.get(sym) {
                 Some(&bound) if bound != n => bail!(
@@ -310,6 +315,13 @@ pub fn run(rule: &Rule, x: &RuleInputs, imp: Impl, device: Device, kind: Kind) -
 pub fn run_file(rule: &Rule, inputs: &Path, out: &Path, imp: Impl, device: Device, kind: Kind) -> Result<String> {
     if !inputs.exists() {
         bail!("input file {} does not exist", inputs.display());
+    }
+    if out.is_dir() {
+        bail!(
+            "--out {}: is a folder; name the output file, e.g. {}",
+            out.display(),
+            out.join("outputs.safetensors").display()
+        );
     }
     let tensors = Tensor::read_safetensors(inputs)
         .map_err(|e| anyhow::anyhow!("{}: not a readable safetensors file: {e}", inputs.display()))?;

@@ -81,7 +81,7 @@ fn micro_study_runs_end_to_end() {
             let manifest = rd.manifest().unwrap().unwrap();
             assert_eq!(manifest.seed, seed);
             assert!(!manifest.git_revision.is_empty() && manifest.libtorch.contains("2.11"));
-            assert!(rd.path.join("checkpoint.safetensors").exists());
+            assert!(rd.path.join("checkpoint.json").exists() && rd.path.join("checkpoint-6.safetensors").exists());
         }
     }
     let report = std::fs::read_to_string(dir.join("report.md")).unwrap();
@@ -125,7 +125,7 @@ fn load_err(text: &str, sets: &[&str]) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let file = write(tmp.path(), "bad.yaml", text);
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-    format!("{:#}", Study::load(&file, "tiny", &sets).err().expect("should fail"))
+    format!("{:#}", Study::load(&file, "tiny", &sets).expect_err("should fail"))
 }
 
 #[test]

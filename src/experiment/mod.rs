@@ -1,6 +1,7 @@
 //! `repro run`: experiment files ([`spec`]), tasks ([`tasks`]), the training loop ([`train`]), the run store
-//! ([`store`]) and the study runner ([`runner`]).
+//! ([`store`]), the study runner ([`runner`]) and the per-study lock ([`lock`]).
 
+pub mod lock;
 pub mod runner;
 pub mod spec;
 pub mod store;

@@ -1,15 +1,16 @@
 //! Runs a study: every (ablation row, seed) is trained and evaluated into its run folder, finished runs are
 //! skipped, interrupted ones resume from their last checkpoint, and the report is written at the end.
 
+use super::lock::StudyLock;
 use super::spec::{Experiment, Study, TaskKind};
-use super::store::{git_revision, Manifest, RunDir, RunResult};
+use super::store::{config_differences, git_revision, run_identity, Manifest, RunDir, RunResult};
 use super::tasks::{loss_and_accuracy, Split, Task};
 use super::train::train;
-use crate::device::{device_name, parse_device};
+use crate::device::{cpu_threads, device_name, parse_device, THREADS_VAR};
 use crate::memory::rule::StateInit;
 use crate::memory::ReadMode;
 use crate::models::LanguageModel;
-use crate::report::data::{MetricInfo, PaperReference, RowSummary, StudySummary};
+use crate::report::data::{MetricInfo, PaperReference, RowSummary, RunData, StudySummary};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -23,7 +24,7 @@ pub struct RunOptions {
     /// reports go to `<out>/<experiment name>/`
     pub out: PathBuf,
     pub quiet: bool,
-    /// discard stored runs whose configuration differs instead of refusing
+    /// discard stored runs whose configuration differs instead of refusing, and retry failed runs
     pub fresh: bool,
     /// stop every run after this many steps (simulates an interruption; for tests)
     pub stop_after: Option<usize>,
@@ -35,6 +36,20 @@ pub struct Outcome {
     pub dir: PathBuf,
     pub failed: Vec<String>,
     pub files: Vec<PathBuf>,
+}
+
+/// Runs one run's work, turning a panic (a tch shape error the validation did not foresee: a bug) into this
+/// run's error, so that the study goes on, the report is written, and the run says why it failed.
+fn contain_panics<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        let first = msg.lines().next().unwrap_or("").to_string();
+        Err(anyhow::anyhow!("internal error (a bug in repro; please report it with the study file): {first}"))
+    })
 }
 
 /// The metric a task reports.
@@ -139,15 +154,23 @@ fn bar_for(quiet: bool, prefix: String) -> ProgressBar {
 pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
     let study = Study::load(file, &opts.scale, &opts.sets)?;
     let base = study.base_config()?;
+    // the models are small: one intra-op thread is faster than two contending ones, and deterministic
+    let threads = cpu_threads(std::env::var_os(THREADS_VAR).map(|v| v.to_string_lossy().into_owned()).as_deref())?;
     let device_spec = opts.device.clone().unwrap_or_else(|| base.device.clone());
     let device = parse_device(&device_spec)?;
     if device == Device::Cpu {
-        // the models are small: one intra-op thread is faster than two contending ones, and deterministic
-        let threads = std::env::var("REPRO_THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
         tch::set_num_threads(threads);
     }
+    if opts.out.exists() && !opts.out.is_dir() {
+        bail!("--out {}: is a file, not a folder (reports go to <out>/<study name>/)", opts.out.display());
+    }
     let dir = opts.out.join(&base.name);
+    if dir.exists() && !dir.is_dir() {
+        bail!("{}: is a file, not a folder; the study `{}` writes its report there", dir.display(), base.name);
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // one `repro run` per study folder at a time; held until this function returns
+    let _lock = StudyLock::acquire(&dir)?;
     let skeleton = summary_skeleton(&study, &base, device)?;
     crate::fsutil::write_atomic(&dir.join("study.json"), serde_json::to_string_pretty(&skeleton)?.as_bytes())?;
     let quiet = opts.quiet || std::env::var_os("CI").is_some();
@@ -159,26 +182,60 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
         for &seed in &cfg.seeds {
             let rd = RunDir::new(&dir, &row.name, seed);
             let label = format!("{} seed {seed}", row.name);
-            let mut manifest = rd.manifest()?;
+            let discard = |why: &str| -> Result<()> {
+                eprintln!("{label}: {why} — discarded (--fresh)");
+                std::fs::remove_dir_all(&rd.path).with_context(|| format!("removing {}", rd.path.display()))
+            };
+            let mut manifest = match rd.manifest() {
+                Ok(m) => m,
+                Err(e) if opts.fresh => {
+                    discard(&format!("{e:#}"))?;
+                    None
+                }
+                Err(e) => bail!("{e:#}; pass --fresh to discard this run"),
+            };
             if let Some(m) = &manifest {
-                if m.config != config_value {
+                // only the keys that change what the run computes count (not description, log_every, ...)
+                let diffs = config_differences(&run_identity(&m.config), &run_identity(&config_value));
+                if !diffs.is_empty() {
                     if opts.fresh {
-                        std::fs::remove_dir_all(&rd.path)?;
+                        discard("its configuration differs")?;
                         manifest = None;
                     } else {
                         bail!(
-                            "{}: stored run `{label}` used a different configuration; pass --fresh to discard it, or another --out",
-                            rd.path.display()
+                            "{}: stored run `{label}` used a different configuration ({}); pass --fresh to discard it, or another --out",
+                            rd.path.display(),
+                            diffs.join(", ")
                         );
                     }
                 }
             }
-            if let Some(r) = rd.result()? {
-                eprintln!("{label}: already {} — skipped", r.status);
-                if r.status != "done" {
-                    failed.push(format!("{label}: {}", r.status));
+            let stored = match rd.result() {
+                Ok(r) => r,
+                Err(e) if opts.fresh => {
+                    discard(&format!("{e:#}"))?;
+                    manifest = None;
+                    None
                 }
-                continue;
+                Err(e) => bail!("{e:#}; pass --fresh to discard this run"),
+            };
+            if let Some(r) = stored {
+                if r.status == "done" {
+                    eprintln!("{label}: already done — skipped");
+                    continue;
+                }
+                if opts.fresh {
+                    discard(&format!("it {}", r.status))?;
+                    manifest = None;
+                } else {
+                    eprintln!(
+                        "{label}: already {} — skipped (pass --fresh to retry it; it deletes {})",
+                        r.status,
+                        rd.path.display()
+                    );
+                    failed.push(format!("{label}: {}", r.status));
+                    continue;
+                }
             }
             if manifest.is_none() {
                 rd.write_manifest(&Manifest {
@@ -208,20 +265,21 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
                 }
             } else {
                 let bar = bar_for(quiet, label.clone());
-                let outcome = train(&cfg, &task, seed, device, &rd, &bar, opts.stop_after);
+                let outcome = contain_panics(|| {
+                    let tr = train(&cfg, &task, seed, device, &rd, &bar, opts.stop_after)?;
+                    let (metric, by_length) = evaluate(&cfg, &task, tr.model.as_ref(), seed, device)?;
+                    Ok((tr.steps_done, metric, by_length))
+                });
                 bar.finish_and_clear();
                 match outcome {
-                    Ok(tr) => {
-                        let (metric, by_length) = evaluate(&cfg, &task, tr.model.as_ref(), seed, device)?;
-                        RunResult {
-                            status: "done".into(),
-                            final_metric: Some(metric),
-                            by_length,
-                            by_pairs: vec![],
-                            steps: tr.steps_done,
-                            seconds: started.elapsed().as_secs_f64(),
-                        }
-                    }
+                    Ok((steps, metric, by_length)) => RunResult {
+                        status: "done".into(),
+                        final_metric: Some(metric),
+                        by_length,
+                        by_pairs: vec![],
+                        steps,
+                        seconds: started.elapsed().as_secs_f64(),
+                    },
                     Err(e) if format!("{e}").contains("--stop-after") => {
                         return Err(e.context(format!("{label}: run interrupted; rerun the same command to resume")));
                     }
@@ -286,8 +344,19 @@ fn summary_skeleton(study: &Study, base: &Experiment, device: Device) -> Result<
 /// Rebuilds the summary from `study.json` and the stored runs, and writes the report (`repro report`).
 pub fn write_report(dir: &Path) -> Result<Vec<PathBuf>> {
     let p = dir.join("study.json");
-    let text = std::fs::read_to_string(&p)
-        .with_context(|| format!("{}: no stored study here (run `repro run` first)", p.display()))?;
+    if !p.exists() {
+        let below = studies_below(dir);
+        if below.is_empty() {
+            bail!("{}: no stored study here (run `repro run` first)", p.display());
+        }
+        let list: Vec<String> = below.iter().map(|d| d.display().to_string()).collect();
+        bail!(
+            "{}: no stored study here, but there are studies below it: {} (pass one of them to `repro report`)",
+            dir.display(),
+            list.join(", ")
+        );
+    }
+    let text = std::fs::read_to_string(&p).with_context(|| format!("{}: unreadable", p.display()))?;
     let mut summary: StudySummary =
         serde_json::from_str(&text).with_context(|| format!("{}: unreadable", p.display()))?;
     let seeds_of = |row: &str| -> Result<Vec<u64>> {
@@ -305,13 +374,64 @@ pub fn write_report(dir: &Path) -> Result<Vec<PathBuf>> {
         Ok(seeds)
     };
     for row in &mut summary.rows {
+        // a run whose files cannot be read is shown as such (with the file and why); the others still render
         row.runs = seeds_of(&row.name)?
             .into_iter()
-            .map(|s| RunDir::new(dir, &row.name, s).run_data(s))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|s| {
+                RunDir::new(dir, &row.name, s).run_data(s).unwrap_or_else(|e| {
+                    eprintln!("warning: {} seed {s}: {e:#}", row.name);
+                    RunData {
+                        seed: s,
+                        curve: vec![],
+                        final_metric: None,
+                        by_length: vec![],
+                        by_pairs: vec![],
+                        status: format!("unreadable: {e:#}"),
+                    }
+                })
+            })
+            .collect();
     }
     crate::fsutil::write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&summary)?.as_bytes())?;
     let mut files = crate::report::write_report(dir, &summary)?;
     files.push(dir.join("summary.json"));
     Ok(files)
+}
+
+/// Study folders (holding `study.json`) up to two levels below `dir`, sorted.
+fn studies_below(dir: &Path) -> Vec<PathBuf> {
+    let mut found = vec![];
+    let mut level = vec![dir.to_path_buf()];
+    for _ in 0..2 {
+        let mut next = vec![];
+        for d in &level {
+            let Ok(entries) = std::fs::read_dir(d) else { continue };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    if p.join("study.json").is_file() {
+                        found.push(p);
+                    } else {
+                        next.push(p);
+                    }
+                }
+            }
+        }
+        level = next;
+    }
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contain_panics;
+
+    #[test]
+    fn a_panic_inside_a_run_becomes_its_error() {
+        let r: anyhow::Result<()> = contain_panics(|| panic!("shape mismatch in a model"));
+        let e = format!("{:#}", r.unwrap_err());
+        assert!(e.contains("internal error") && e.contains("shape mismatch in a model"), "{e}");
+        assert_eq!(contain_panics(|| Ok(3)).unwrap(), 3);
+    }
 }

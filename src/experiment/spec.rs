@@ -291,28 +291,105 @@ pub struct Study {
     pub spec: Experiment,
     raw: Value,
     pub scale: String,
-    cli_sets: Vec<(String, Value)>,
+    /// `--set` overrides: (path, value, the argument as typed)
+    cli_sets: Vec<(String, Value, String)>,
+}
+
+/// Where an overridden value of a resolved configuration came from, so that an error blames the override
+/// (the scale preset, the row's `set`, or `--set`) rather than a line of the base config that it replaced.
+#[derive(Debug, Clone)]
+enum Origin {
+    Scale { scale: String, path: String },
+    Row { row: String, path: String },
+    Cli { arg: String },
+}
+
+/// Whether an override of `set` covers the configuration value at `path` (the same key, a mapping above
+/// it, or a key below it).
+fn covers(set: &str, path: &str) -> bool {
+    set == path || path.starts_with(&format!("{set}.")) || set.starts_with(&format!("{path}."))
+}
+
+/// The folder a study writes to is `<out>/<name>/`: the name must be one plain path component.
+pub fn check_study_name(name: &str) -> std::result::Result<(), String> {
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    if name.is_empty() {
+        return Err("is empty; it names the report folder <out>/<name>/".into());
+    }
+    if name.starts_with('.') || !name.chars().all(ok_char) {
+        return Err(format!(
+            "`{name}` is not a plain folder name: use letters, digits, `-`, `_` and `.`, not starting with `.` \
+             (it names the report folder <out>/<name>/)"
+        ));
+    }
+    Ok(())
+}
+
+/// The 1-based line of an ablation row's `name:` (block or flow style), if it can be found.
+fn row_line(text: &str, row: &str) -> Option<usize> {
+    let unquote = |s: &str| s.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+    let exact = text.lines().position(|l| {
+        l.split("name:").skip(1).any(|rest| {
+            let value = rest.split([',', '}']).next().unwrap_or("");
+            unquote(value) == row
+        })
+    });
+    exact.or_else(|| text.lines().position(|l| l.contains("name:") && l.contains(row))).map(|i| i + 1)
 }
 
 /// The keys that a row or `--set` may not override (they shape the study itself).
 const STUDY_KEYS: [&str; 5] = ["name", "ablations", "scales", "reference", "plots"];
 
 impl Study {
-    /// Reads and validates an experiment file, applying a scale preset and command-line overrides.
+    /// Reads and validates an experiment file, applying a scale preset and command-line overrides. Every
+    /// scale preset the file declares is validated too (with every row), not only the one selected.
     pub fn load(file: &Path, scale: &str, sets: &[String]) -> Result<Self> {
-        if !["tiny", "small", "paper"].contains(&scale) {
-            bail!("unknown --scale `{scale}` (expected tiny, small or paper)");
-        }
         let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: cannot read: {e}", file.display()))?;
-        let spec: Experiment = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
         let raw: Value = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
+        // the scale first: a wrong --scale is the user's word, whatever else the file has
+        let declared: Vec<&str> = match raw.get("scales").and_then(|s| s.as_mapping()) {
+            Some(m) => m.keys().filter_map(|k| k.as_str()).collect(),
+            None => vec![],
+        };
+        if !(declared.contains(&scale) || scale == "tiny") {
+            let known = if declared.is_empty() {
+                "it declares no `scales:`, so only the default `tiny` (its base configuration) exists".to_string()
+            } else {
+                let tiny = if declared.contains(&"tiny") { "" } else { ", and tiny (its base configuration)" };
+                format!("known scales: {}{tiny}", declared.join(", "))
+            };
+            bail!("{}: unknown --scale `{scale}` ({known})", file.display());
+        }
+        let spec: Experiment = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
+        check_study_name(&spec.name).map_err(|m| located(file, &text, "name", m))?;
         if spec.ablations.is_empty() {
             return Err(located(file, &text, "ablations", "needs at least one row"));
         }
+        let at_row = |row: &str, msg: String| match row_line(&text, row) {
+            Some(l) => anyhow!("{}:{l}: ablations: {msg}", file.display()),
+            None => located(file, &text, "ablations", msg),
+        };
         let mut names = std::collections::BTreeSet::new();
+        // run folders are `runs/<slug>/`: two rows must not share one (compared without case, for file
+        // systems that ignore it)
+        let mut folders: BTreeMap<String, String> = BTreeMap::new();
         for r in &spec.ablations {
+            if r.name.trim().is_empty() {
+                return Err(located(file, &text, "ablations", "a row has an empty name"));
+            }
             if !names.insert(r.name.clone()) {
-                return Err(located(file, &text, "ablations", format!("row name `{}` appears twice", r.name)));
+                return Err(at_row(&r.name, format!("row name `{}` appears twice", r.name)));
+            }
+            let folder = super::store::slug(&r.name);
+            if let Some(first) = folders.insert(folder.to_lowercase(), r.name.clone()) {
+                return Err(at_row(
+                    &r.name,
+                    format!(
+                        "rows `{first}` and `{}` would share the run folder runs/{folder}/ (folder names keep \
+                         letters, digits, `-` and `_`, and ignore case); rename one of them",
+                        r.name
+                    ),
+                ));
             }
         }
         if let Some(re) = &spec.reference {
@@ -322,14 +399,24 @@ impl Study {
                 }
             }
         }
-        let cli_sets = sets.iter().map(|s| parse_set(s)).collect::<Result<Vec<_>>>()?;
+        let cli_sets = sets.iter().map(|s| parse_set(s).map(|(p, v)| (p, v, s.clone()))).collect::<Result<Vec<_>>>()?;
         let study = Self { file: file.to_path_buf(), text, spec, raw, scale: scale.to_string(), cli_sets };
         // the base, then every row, must resolve to a valid configuration before anything trains
-        study.base_config()?;
-        for r in &study.spec.ablations {
-            study.row_config(&r.name)?;
+        study.check_all_rows()?;
+        // every other declared preset too (without --set, which is meant for the selected scale)
+        for other in study.spec.scales.keys().filter(|s| *s != scale) {
+            let s = Self { scale: other.clone(), cli_sets: vec![], ..study.clone() };
+            s.check_all_rows().map_err(|e| anyhow!("with --scale {other}: {e:#}"))?;
         }
         Ok(study)
+    }
+
+    fn check_all_rows(&self) -> Result<()> {
+        self.base_config()?;
+        for r in &self.spec.ablations {
+            self.row_config(&r.name)?;
+        }
+        Ok(())
     }
 
     /// The base configuration after the scale preset and `--set` (no row overrides).
@@ -342,49 +429,106 @@ impl Study {
         self.resolve(Some(row))
     }
 
-    fn resolve(&self, row: Option<&str>) -> Result<Experiment> {
-        let mut v = self.raw.clone();
-        let mut apply = |path: &str, value: &Value, origin: &str| -> Result<()> {
-            if STUDY_KEYS.contains(&path.split('.').next().unwrap_or("")) {
-                bail!("{}: {origin}: `{path}` cannot be overridden", self.file.display());
-            }
-            set_path(&mut v, path, value.clone()).map_err(|e| anyhow!("{}: {origin}: {e}", self.file.display()))
-        };
+    /// The overrides that apply to a row (or to the base when `row` is None), in the order they apply.
+    fn overrides(&self, row: Option<&str>) -> Result<Vec<(String, Value, Origin)>> {
+        let mut out = vec![];
         if let Some(over) = self.spec.scales.get(&self.scale) {
             for (p, val) in over {
-                apply(p, val, &format!("scales.{}", self.scale))?;
+                out.push((p.clone(), val.clone(), Origin::Scale { scale: self.scale.clone(), path: p.clone() }));
             }
         }
         if let Some(name) = row {
             let r = self.spec.ablations.iter().find(|r| r.name == name).ok_or_else(|| anyhow!("no row `{name}`"))?;
             for (p, val) in &r.set {
-                apply(p, val, &format!("ablation row `{name}`, set `{p}`"))?;
+                out.push((p.clone(), val.clone(), Origin::Row { row: name.to_string(), path: p.clone() }));
             }
         }
-        for (p, val) in &self.cli_sets {
-            apply(p, val, &format!("--set {p}"))?;
+        for (p, val, arg) in &self.cli_sets {
+            out.push((p.clone(), val.clone(), Origin::Cli { arg: arg.clone() }));
+        }
+        for (p, _, origin) in &out {
+            if STUDY_KEYS.contains(&p.split('.').next().unwrap_or("")) {
+                return Err(self.blame(origin, &format!("`{p}` cannot be overridden")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// An error caused by an override, located at the override itself.
+    fn blame(&self, origin: &Origin, msg: &str) -> anyhow::Error {
+        let file = self.file.display();
+        match origin {
+            Origin::Cli { arg } => anyhow!("--set {arg}: {msg}"),
+            Origin::Row { row, path } => match row_line(&self.text, row) {
+                Some(l) => anyhow!("{file}:{l}: ablation row `{row}`, set `{path}`: {msg}"),
+                None => anyhow!("{file}: ablation row `{row}`, set `{path}`: {msg}"),
+            },
+            Origin::Scale { scale, path } => {
+                let start = locate(&self.text, &format!("scales.{scale}"));
+                let line = start.map(|s| {
+                    self.text
+                        .lines()
+                        .enumerate()
+                        .skip(s - 1)
+                        .find(|(_, l)| l.contains(&format!("{path}:")))
+                        .map_or(s, |x| x.0 + 1)
+                });
+                match line {
+                    Some(l) => anyhow!("{file}:{l}: scales.{scale}, `{path}`: {msg}"),
+                    None => anyhow!("{file}: scales.{scale}, `{path}`: {msg}"),
+                }
+            }
+        }
+    }
+
+    fn resolve(&self, row: Option<&str>) -> Result<Experiment> {
+        let overrides = self.overrides(row)?;
+        let apply = |v: &mut Value, (path, value, origin): &(String, Value, Origin)| -> Result<()> {
+            set_path(v, path, value.clone()).map_err(|e| self.blame(origin, &e.to_string()))
+        };
+        let mut v = self.raw.clone();
+        for o in &overrides {
+            apply(&mut v, o)?;
         }
         let context = match row {
             Some(r) => format!("ablation row `{r}`: "),
             None => String::new(),
         };
-        let e: Experiment = serde_yaml::from_value(v).map_err(|err| {
-            // overrides lose line numbers: point at the row (or the field) instead
-            let msg = suggest(&err.to_string());
-            let line =
-                row.and_then(|r| self.text.lines().position(|l| l.contains("name:") && l.contains(r)).map(|i| i + 1));
-            match line {
-                Some(l) => anyhow!("{}:{l}: {context}{msg}", self.file.display()),
-                None => anyhow!("{}: {context}{msg}", self.file.display()),
+        let e: Experiment = match serde_yaml::from_value(v) {
+            Ok(e) => e,
+            Err(err) => {
+                let msg = suggest(&err.to_string());
+                // overrides lose line numbers: blame the last override that is wrong on its own (the base
+                // config parsed, so the override is), else point at the row
+                for o in overrides.iter().rev() {
+                    let mut single = self.raw.clone();
+                    apply(&mut single, o)?;
+                    if let Err(e1) = serde_yaml::from_value::<Experiment>(single) {
+                        return Err(self.blame(&o.2, &suggest(&e1.to_string())));
+                    }
+                }
+                return Err(match row.and_then(|r| row_line(&self.text, r)) {
+                    Some(l) => anyhow!("{}:{l}: {context}{msg}", self.file.display()),
+                    None => anyhow!("{}: {context}{msg}", self.file.display()),
+                });
             }
-        })?;
-        self.validate(&e, &context)?;
+        };
+        self.validate(&e, &context, &overrides)?;
         Ok(e)
     }
 
     /// Value checks serde cannot express.
-    fn validate(&self, e: &Experiment, context: &str) -> Result<()> {
-        let f = |path: &str, msg: &str| located(&self.file, &self.text, path, format!("{context}{msg}"));
+    fn validate(&self, e: &Experiment, context: &str, overrides: &[(String, Value, Origin)]) -> Result<()> {
+        // blame the last override that set one of `paths`, else the base file's line of the first
+        let blame = |paths: &[&str], msg: &str| -> anyhow::Error {
+            for (set, _, origin) in overrides.iter().rev() {
+                if let Some(p) = paths.iter().find(|p| covers(set, p)) {
+                    return self.blame(origin, &format!("{p}: {msg}"));
+                }
+            }
+            located(&self.file, &self.text, paths[0], format!("{context}{msg}"))
+        };
+        let f = |path: &str, msg: &str| blame(&[path], msg);
         let t = &e.training;
         if !(t.lr.is_finite() && t.lr > 0.0) {
             return Err(f("training.lr", &format!("must be a positive number, got {}", t.lr)));
@@ -398,15 +542,21 @@ impl Study {
         if t.batch_size == 0 {
             return Err(f("training.batch_size", "must be at least 1"));
         }
-        if t.checkpoint_every == 0 || t.log_every == 0 {
-            return Err(f("training.checkpoint_every", "checkpoint_every and log_every must be at least 1"));
+        if t.checkpoint_every == 0 {
+            return Err(f("training.checkpoint_every", "must be at least 1"));
+        }
+        if t.log_every == 0 {
+            return Err(f("training.log_every", "must be at least 1"));
         }
         if e.task.kind != TaskKind::Capacity && t.steps == 0 {
             return Err(f("training.steps", "must be at least 1"));
         }
         let m = &e.model;
-        if m.dim == 0 || m.heads == 0 || m.dim % m.heads != 0 {
-            return Err(f("model.heads", &format!("dim {} must be a positive multiple of heads {}", m.dim, m.heads)));
+        if m.dim == 0 || m.heads == 0 || !m.dim.is_multiple_of(m.heads) {
+            return Err(blame(
+                &["model.heads", "model.dim"],
+                &format!("dim {} must be a positive multiple of heads {}", m.dim, m.heads),
+            ));
         }
         if m.layers == 0 {
             return Err(f("model.layers", "must be at least 1"));
@@ -431,28 +581,52 @@ impl Study {
         match k.kind {
             TaskKind::Mqar => {
                 if k.vocab < 4 || 2 * k.num_pairs + 1 > k.seq_len || k.num_pairs == 0 {
-                    return Err(f("task.num_pairs", "mqar needs num_pairs >= 1, 2·num_pairs < seq_len and vocab >= 4"));
+                    return Err(blame(
+                        &["task.num_pairs", "task.seq_len", "task.vocab"],
+                        "mqar needs num_pairs >= 1, 2·num_pairs < seq_len and vocab >= 4",
+                    ));
                 }
             }
             TaskKind::Niah => {
-                if k.lengths.is_empty() || k.lengths.iter().any(|&l| l < 8) || k.vocab < 8 {
-                    return Err(f("task.lengths", "niah needs evaluation lengths >= 8 and vocab >= 8"));
+                if k.lengths.is_empty() || k.lengths.iter().any(|&l| l < 8) {
+                    return Err(f("task.lengths", "niah needs a non-empty list of evaluation lengths >= 8"));
+                }
+                if k.vocab < 8 {
+                    return Err(f("task.vocab", "niah needs vocab >= 8"));
+                }
+                if k.seq_len < 8 {
+                    return Err(f("task.seq_len", "niah trains at seq_len, which must be at least 8"));
                 }
             }
             TaskKind::SelectiveCopy => {
                 if k.num_tokens == 0 || 2 * k.num_tokens + 1 > k.seq_len || k.vocab < 4 {
-                    return Err(f("task.num_tokens", "selective-copy needs 2·num_tokens < seq_len"));
+                    return Err(blame(
+                        &["task.num_tokens", "task.seq_len", "task.vocab"],
+                        "selective-copy needs num_tokens >= 1, 2·num_tokens < seq_len and vocab >= 4",
+                    ));
                 }
             }
             TaskKind::Capacity => {
-                if k.pairs.is_empty() || k.pairs.contains(&0) || k.width == 0 {
+                if k.pairs.is_empty() || k.pairs.contains(&0) {
                     return Err(f("task.pairs", "capacity needs a non-empty list of positive pair counts"));
+                }
+                if k.width == 0 {
+                    return Err(f("task.width", "must be at least 1 (the key/value width of the probed memory)"));
                 }
             }
             TaskKind::LmChar => {
                 if k.seq_len < 2 {
                     return Err(f("task.seq_len", "must be at least 2"));
                 }
+            }
+        }
+        if k.kind != TaskKind::Capacity {
+            // the capacity task has no evaluation batches; every other metric is a mean over them
+            if e.evaluation.batches == 0 {
+                return Err(f("evaluation.batches", "must be at least 1 (the metric is a mean over them)"));
+            }
+            if e.evaluation.batch_size == 0 {
+                return Err(f("evaluation.batch_size", "must be at least 1"));
             }
         }
         if e.seeds.is_empty() {

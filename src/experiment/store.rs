@@ -1,15 +1,19 @@
 //! The run store: `reports/<experiment>/runs/<row>/seed-<s>/` holds
 //! * `manifest.json` — the configuration after overrides, seed, git revision, crate and libtorch versions, device;
-//! * `metrics.jsonl` — one line per logged step;
-//! * `checkpoint.safetensors` + `checkpoint.json` — model and optimizer state and the step they belong to;
+//! * `metrics.jsonl` — one line per logged step, appended (a resumed run first truncates it to its
+//!   checkpoint's step, so no step is listed twice; a torn last line from a crash is dropped);
+//! * `checkpoint-<step>.safetensors` + `checkpoint.json` — model and optimizer state, and the record that
+//!   commits them: step, configuration hash, tensor file name, size and content hash, and the name and shape of
+//!   every tensor. `checkpoint.json` is written last (atomically) and names its tensor file, so a crash at any
+//!   point leaves the previous checkpoint whole; a resume verifies every field before loading;
 //! * `result.json` — the final metrics and the status (`done` or `failed: …`).
 //!
-//! Every file is written atomically (temporary file + rename); metrics are rewritten whole, never appended in
-//! place, so an interruption leaves the previous complete version.
+//! Every other file is written atomically (temporary file + rename), so an interruption leaves the previous
+//! complete version.
 
 use crate::fsutil::write_atomic;
 use crate::report::data::{CurvePoint, RunData};
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +59,99 @@ pub struct RunResult {
     pub seconds: f64,
 }
 
+/// Top-level configuration keys that do not change what a run computes: changing them neither invalidates
+/// stored runs nor their checkpoints (`ablations`, `scales`, `reference`, `plots` describe the study; a row's
+/// own overrides are already applied to its configuration).
+pub const NOT_RUN_IDENTITY: [&str; 5] = ["description", "reference", "plots", "ablations", "scales"];
+
+/// The part of a run's configuration that decides its numbers: the configuration without
+/// [`NOT_RUN_IDENTITY`] and `training.log_every` (which only spaces the metric lines).
+pub fn run_identity(config: &serde_yaml::Value) -> serde_yaml::Value {
+    let mut v = config.clone();
+    if let Some(m) = v.as_mapping_mut() {
+        for k in NOT_RUN_IDENTITY {
+            m.remove(k);
+        }
+        if let Some(t) = m.get_mut("training").and_then(|t| t.as_mapping_mut()) {
+            t.remove("log_every");
+        }
+    }
+    v
+}
+
+/// The dotted keys where two configurations differ, with both values (`training.steps: 6 → 8`).
+pub fn config_differences(stored: &serde_yaml::Value, now: &serde_yaml::Value) -> Vec<String> {
+    fn walk(prefix: &str, a: Option<&serde_yaml::Value>, b: Option<&serde_yaml::Value>, out: &mut Vec<String>) {
+        use serde_yaml::Value;
+        match (a, b) {
+            (Some(Value::Mapping(x)), Some(Value::Mapping(y))) => {
+                let mut keys: Vec<&Value> = x.keys().collect();
+                keys.extend(y.keys().filter(|k| !x.contains_key(*k)));
+                for k in keys {
+                    let name = k.as_str().map(str::to_string).unwrap_or_else(|| show(Some(k)));
+                    let path = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+                    walk(&path, x.get(k), y.get(k), out);
+                }
+            }
+            (a, b) if a != b => out.push(format!("{prefix}: {} → {}", show(a), show(b))),
+            _ => {}
+        }
+    }
+    fn show(v: Option<&serde_yaml::Value>) -> String {
+        match v {
+            None => "(absent)".into(),
+            Some(v) => serde_json::to_string(v).unwrap_or_else(|_| format!("{v:?}")),
+        }
+    }
+    let mut out = vec![];
+    walk("", Some(stored), Some(now), &mut out);
+    out
+}
+
+/// FNV-1a, 64 bit: a content hash for integrity checks (not for security), stable across platforms.
+pub fn fnv1a(bytes: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// The hash of a run's configuration that its checkpoints record ([`run_identity`], as JSON).
+pub fn config_hash(config: &serde_yaml::Value) -> String {
+    fnv1a(serde_json::to_string(&run_identity(config)).unwrap_or_default().as_bytes())
+}
+
+/// One tensor of a checkpoint: its name and shape.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub shape: Vec<i64>,
+}
+
+/// `checkpoint.json`: the record that commits a checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointMeta {
+    /// [`CHECKPOINT_FORMAT`]
+    pub format: u32,
+    /// optimizer steps done
+    pub step: usize,
+    /// [`config_hash`] of the run that wrote it
+    pub config_hash: String,
+    /// the tensor file in the run folder
+    pub tensors: String,
+    /// its size and [`fnv1a`] hash
+    pub bytes: u64,
+    pub content_hash: String,
+    /// every tensor, sorted by name
+    pub params: Vec<TensorInfo>,
+}
+
+/// The checkpoint layout this version writes and reads.
+pub const CHECKPOINT_FORMAT: u32 = 2;
+
 /// Folder names: row names with anything but letters, digits, `-` and `_` replaced by `_`.
 pub fn slug(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
@@ -89,19 +186,28 @@ impl RunDir {
         write_atomic(&self.file("result.json"), serde_json::to_string_pretty(r)?.as_bytes())
     }
 
+    /// The logged metric lines. A last line without its newline that does not parse is a write torn by a
+    /// crash and is dropped; any other bad line is an error naming the file and line.
     pub fn metrics(&self) -> Result<Vec<MetricLine>> {
         let p = self.file("metrics.jsonl");
         if !p.exists() {
             return Ok(vec![]);
         }
-        let text = std::fs::read_to_string(&p)?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l).with_context(|| format!("{}:{}: bad metrics line", p.display(), i + 1))
-            })
-            .collect()
+        let text = std::fs::read_to_string(&p).with_context(|| format!("{}: unreadable", p.display()))?;
+        let torn_tail = !text.is_empty() && !text.ends_with('\n');
+        let n_lines = text.lines().count();
+        let mut out = vec![];
+        for (i, l) in text.lines().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str(l) {
+                Ok(m) => out.push(m),
+                Err(_) if torn_tail && i + 1 == n_lines => {}
+                Err(e) => bail!("{}:{}: bad metrics line: {e}", p.display(), i + 1),
+            }
+        }
+        Ok(out)
     }
 
     fn write_metrics(&self, lines: &[MetricLine]) -> Result<()> {
@@ -113,34 +219,146 @@ impl RunDir {
         write_atomic(&self.file("metrics.jsonl"), s.as_bytes())
     }
 
+    /// Appends one line to `metrics.jsonl` (one `write` of the whole line).
     pub fn append_metric(&self, line: &MetricLine) -> Result<()> {
-        let mut all = self.metrics()?;
-        all.push(line.clone());
-        self.write_metrics(&all)
+        use std::io::Write;
+        std::fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
+        let p = self.file("metrics.jsonl");
+        let mut text = serde_json::to_string(line)?;
+        text.push('\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&p)
+            .with_context(|| format!("opening {}", p.display()))?;
+        f.write_all(text.as_bytes()).with_context(|| format!("appending to {}", p.display()))
     }
 
-    /// Drops metric lines logged after `step` (they belong to work the resumed run will redo).
+    /// Drops metric lines logged after `step` (they belong to work the resumed run will redo) and a torn last
+    /// line; rewrites the file (atomically) only when something is dropped.
     pub fn truncate_metrics(&self, step: usize) -> Result<()> {
-        let all: Vec<MetricLine> = self.metrics()?.into_iter().filter(|l| l.step <= step as u64).collect();
-        self.write_metrics(&all)
+        let p = self.file("metrics.jsonl");
+        if !p.exists() {
+            return Ok(());
+        }
+        let all = self.metrics()?;
+        let kept: Vec<MetricLine> = all.iter().filter(|l| l.step <= step as u64).cloned().collect();
+        let text = std::fs::read_to_string(&p)?;
+        if kept.len() != all.len() || kept.len() != text.lines().filter(|l| !l.trim().is_empty()).count() {
+            self.write_metrics(&kept)?;
+        }
+        Ok(())
     }
 
-    pub fn save_checkpoint(&self, step: usize, tensors: &[(String, Tensor)]) -> Result<()> {
+    /// Writes a checkpoint: the tensors to `checkpoint-<step>.safetensors` (temporary file + rename), then
+    /// `checkpoint.json` naming it (the commit point), then removes older tensor files.
+    pub fn save_checkpoint(&self, step: usize, config_hash: &str, tensors: &[(String, Tensor)]) -> Result<()> {
         std::fs::create_dir_all(&self.path)?;
-        let tmp = self.file(".checkpoint.safetensors.tmp");
-        Tensor::write_safetensors(tensors, &tmp).map_err(|e| anyhow::anyhow!("writing checkpoint: {e}"))?;
-        std::fs::rename(&tmp, self.file("checkpoint.safetensors"))?;
-        write_atomic(&self.file("checkpoint.json"), serde_json::json!({ "step": step }).to_string().as_bytes())
+        let name = format!("checkpoint-{step}.safetensors");
+        let tmp = self.file(&format!(".{name}.tmp{}", std::process::id()));
+        Tensor::write_safetensors(tensors, &tmp).map_err(|e| anyhow!("writing checkpoint {}: {e}", tmp.display()))?;
+        let bytes = std::fs::read(&tmp).with_context(|| format!("reading back {}", tmp.display()))?;
+        std::fs::rename(&tmp, self.file(&name))?;
+        let mut params: Vec<TensorInfo> =
+            tensors.iter().map(|(n, t)| TensorInfo { name: n.clone(), shape: t.size() }).collect();
+        params.sort_by(|a, b| a.name.cmp(&b.name));
+        let meta = CheckpointMeta {
+            format: CHECKPOINT_FORMAT,
+            step,
+            config_hash: config_hash.to_string(),
+            tensors: name.clone(),
+            bytes: bytes.len() as u64,
+            content_hash: fnv1a(&bytes),
+            params,
+        };
+        write_atomic(&self.file("checkpoint.json"), serde_json::to_string_pretty(&meta)?.as_bytes())?;
+        // older tensor files (and the single file of format 1) are no longer referenced
+        for e in std::fs::read_dir(&self.path)? {
+            let f = e?.file_name().to_string_lossy().into_owned();
+            let stale = (f.starts_with("checkpoint-") && f.ends_with(".safetensors") && f != name)
+                || f == "checkpoint.safetensors";
+            if stale {
+                let _ = std::fs::remove_file(self.file(&f));
+            }
+        }
+        Ok(())
     }
 
-    /// The last checkpoint, if any: its step and tensors (on the CPU).
-    pub fn load_checkpoint(&self) -> Result<Option<(usize, BTreeMap<String, Tensor>)>> {
-        let meta: Option<serde_json::Value> = read_json(&self.file("checkpoint.json"))?;
-        let Some(meta) = meta else { return Ok(None) };
-        let step = meta["step"].as_u64().context("checkpoint.json lacks step")? as usize;
-        let tensors = Tensor::read_safetensors(self.file("checkpoint.safetensors"))
-            .map_err(|e| anyhow::anyhow!("{}: unreadable checkpoint: {e}", self.path.display()))?;
-        Ok(Some((step, tensors.into_iter().collect())))
+    /// The last checkpoint, if any: its step and tensors (on the CPU), after verifying that it is whole (size
+    /// and content hash of the tensor file), that it belongs to this configuration (`config_hash`), and that its
+    /// tensors are exactly `expected` (names and shapes). Any mismatch is an error that says what differs and
+    /// that `--fresh` discards the run.
+    pub fn load_checkpoint(
+        &self,
+        config_hash: &str,
+        expected: &[TensorInfo],
+    ) -> Result<Option<(usize, BTreeMap<String, Tensor>)>> {
+        let meta_path = self.file("checkpoint.json");
+        if !meta_path.exists() {
+            return Ok(None);
+        }
+        let bad = |what: String| anyhow!("{}: {what}; pass --fresh to discard this run", meta_path.display());
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| bad(format!("unreadable: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        if value.get("format").is_none() {
+            return Err(bad("a checkpoint in the format of an older repro (no config hash or tensor list)".into()));
+        }
+        let meta: CheckpointMeta =
+            serde_json::from_value(value).map_err(|e| bad(format!("not a checkpoint record: {e}")))?;
+        if meta.format != CHECKPOINT_FORMAT {
+            return Err(bad(format!("checkpoint format {} (this repro reads {CHECKPOINT_FORMAT})", meta.format)));
+        }
+        if meta.config_hash != config_hash {
+            return Err(bad(format!(
+                "the checkpoint was written for another configuration (hash {}, this run's is {config_hash})",
+                meta.config_hash
+            )));
+        }
+        if meta.tensors.contains('/') || meta.tensors.contains('\\') || meta.tensors.starts_with('.') {
+            return Err(bad(format!("bad tensor file name `{}`", meta.tensors)));
+        }
+        let tensor_path = self.file(&meta.tensors);
+        let bytes =
+            std::fs::read(&tensor_path).map_err(|e| bad(format!("{}: cannot read: {e}", tensor_path.display())))?;
+        if bytes.len() as u64 != meta.bytes || fnv1a(&bytes) != meta.content_hash {
+            return Err(bad(format!(
+                "{} is corrupt ({} bytes, hash {}; the record says {} bytes, hash {})",
+                tensor_path.display(),
+                bytes.len(),
+                fnv1a(&bytes),
+                meta.bytes,
+                meta.content_hash
+            )));
+        }
+        let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(&tensor_path)
+            .map_err(|e| bad(format!("{}: unreadable checkpoint: {e}", tensor_path.display())))?
+            .into_iter()
+            .collect();
+        let stored: Vec<TensorInfo> =
+            tensors.iter().map(|(n, t)| TensorInfo { name: n.clone(), shape: t.size() }).collect();
+        if stored != meta.params {
+            return Err(bad(format!("{} does not hold the tensors its record lists", tensor_path.display())));
+        }
+        let mut want = expected.to_vec();
+        want.sort_by(|a, b| a.name.cmp(&b.name));
+        if stored != want {
+            let names =
+                |v: &[TensorInfo]| v.iter().map(|t| (t.name.clone(), t.shape.clone())).collect::<BTreeMap<_, _>>();
+            let (have, need) = (names(&stored), names(&want));
+            let mut diffs = vec![];
+            for (n, s) in &need {
+                match have.get(n) {
+                    None => diffs.push(format!("lacks `{n}`")),
+                    Some(h) if h != s => diffs.push(format!("`{n}` has shape {h:?}, the model needs {s:?}")),
+                    _ => {}
+                }
+            }
+            diffs.extend(have.keys().filter(|n| !need.contains_key(*n)).map(|n| format!("has an unknown `{n}`")));
+            let more = if diffs.len() > 3 { format!(" (and {} more)", diffs.len() - 3) } else { String::new() };
+            diffs.truncate(3);
+            return Err(bad(format!("the checkpoint is not of this model: it {}{more}", diffs.join(", "))));
+        }
+        Ok(Some((meta.step, tensors)))
     }
 
     /// What the report needs from this run.

@@ -64,6 +64,16 @@ impl Task {
             if bytes.len() < 10_000 {
                 bail!("{CORPUS_PATH} is too short ({} bytes): rerun scripts/setup.sh", bytes.len());
             }
+            // a window is seq_len + 1 bytes drawn from inside a split; the validation split is the smaller
+            let (train, eval) = split_lengths(bytes.len());
+            if spec.seq_len + 2 > train.min(eval) {
+                bail!(
+                    "task.seq_len = {} is too long for {CORPUS_PATH}: its validation split has {eval} bytes, so \
+                     seq_len must be at most {}",
+                    spec.seq_len,
+                    train.min(eval) - 2
+                );
+            }
             Some(Arc::new(bytes))
         } else {
             None
@@ -172,8 +182,14 @@ fn selective_copy(rng: &mut ChaCha8Rng, vocab: usize, n: usize, len: usize) -> (
     (inp, tgt)
 }
 
+/// The byte lengths of the training split (first 90 %) and the validation split (the rest).
+pub fn split_lengths(corpus_len: usize) -> (usize, usize) {
+    let cut = corpus_len * 9 / 10;
+    (cut, corpus_len - cut)
+}
+
 fn lm_char(rng: &mut ChaCha8Rng, corpus: &[u8], split: Split, len: usize) -> (Vec<i64>, Vec<i64>) {
-    let cut = corpus.len() * 9 / 10;
+    let cut = split_lengths(corpus.len()).0;
     let (lo, hi) = match split {
         Split::Train => (0, cut),
         Split::Eval => (cut, corpus.len()),

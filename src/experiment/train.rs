@@ -6,7 +6,7 @@
 //! because tch does not expose its optimizer state, and resuming exactly needs the moments saved.
 
 use super::spec::{Experiment, TrainingSpec};
-use super::store::{MetricLine, RunDir};
+use super::store::{config_hash, MetricLine, RunDir, TensorInfo};
 use super::tasks::{loss_and_accuracy, Split, Task};
 use crate::models::{LanguageModel, MemoryLm};
 use anyhow::{bail, Context, Result};
@@ -106,7 +106,14 @@ impl AdamW {
                 let get = |prefix: &str| {
                     tensors.get(&format!("{prefix}.{n}")).with_context(|| format!("checkpoint lacks {prefix}.{n}"))
                 };
-                self.params[i].copy_(get("param")?);
+                let shape = self.params[i].size();
+                for prefix in ["param", "adam_m", "adam_v"] {
+                    let got = get(prefix)?.size();
+                    if got != shape {
+                        bail!("checkpoint tensor {prefix}.{n} has shape {got:?}; the model needs {shape:?}");
+                    }
+                }
+                self.params[i].f_copy_(get("param")?).with_context(|| format!("restoring {n}"))?;
                 self.m[i] = get("adam_m")?.to_device(self.params[i].device());
                 self.v[i] = get("adam_v")?.to_device(self.params[i].device());
             }
@@ -141,12 +148,23 @@ pub fn train(
     let model: Box<dyn LanguageModel> = Box::new(MemoryLm::new(&vs.root(), &cfg.model, task.vocab(), rule));
     let mut opt = AdamW::new(&vs);
     let t = &cfg.training;
+    let hash = config_hash(&serde_yaml::to_value(cfg)?);
+    let expected: Vec<TensorInfo> =
+        opt.state().iter().map(|(n, t)| TensorInfo { name: n.clone(), shape: t.size() }).collect();
     let mut step = 0usize;
-    if let Some((ckpt_step, tensors)) = dir.load_checkpoint()? {
+    if let Some((ckpt_step, tensors)) = dir.load_checkpoint(&hash, &expected)? {
+        if ckpt_step > t.steps {
+            bail!(
+                "{}: the checkpoint is at step {ckpt_step}, beyond training.steps = {}; pass --fresh to discard this run",
+                dir.path.display(),
+                t.steps
+            );
+        }
         opt.load(&tensors, ckpt_step)?;
         step = ckpt_step;
-        dir.truncate_metrics(step)?;
     }
+    // lines logged after the checkpoint (or, without one, any line at all) belong to work redone now
+    dir.truncate_metrics(step)?;
     bar.set_length(t.steps as u64);
     bar.set_position(step as u64);
     let started = std::time::Instant::now();
@@ -174,8 +192,8 @@ pub fn train(
         let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(step as u64);
         bar.set_message(format!("loss {loss_value:.3} · {tps:.0} tok/s"));
-        if step % t.log_every == 0 || step == t.steps {
-            let metric = if cfg.evaluation.every > 0 && step % cfg.evaluation.every == 0 {
+        if step.is_multiple_of(t.log_every) || step == t.steps {
+            let metric = if cfg.evaluation.every > 0 && step.is_multiple_of(cfg.evaluation.every) {
                 Some(super::runner::evaluate(cfg, task, model.as_ref(), seed, device)?.0)
             } else {
                 None
@@ -189,8 +207,8 @@ pub fn train(
                 metric,
             })?;
         }
-        if step % t.checkpoint_every == 0 || step == t.steps {
-            dir.save_checkpoint(step, &opt.state())?;
+        if step.is_multiple_of(t.checkpoint_every) || step == t.steps {
+            dir.save_checkpoint(step, &hash, &opt.state())?;
         }
     }
     Ok(Trained { model, vs, steps_done: step })

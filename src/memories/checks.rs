@@ -174,7 +174,8 @@ fn gradient_check(
 /// The rule inside LMM and MAC mixers (D = 10, H = 2, d = 5, N_p = 2, T = 7, θ_max = 0.1; gate biases, learned
 /// initial states and persistent tokens moved off their initialisation) against the models' f64 reference.
 fn in_model_check(env: &CheckEnv, memory: &MemorySpec, chunk: usize) -> Result<Vec<Measurement>> {
-    let tol = tolerance::torch_vs_reference(env.kind);
+    let conditioned = build(memory, 5)?.ill_conditioned_in_f32() && env.kind != tch::Kind::Double;
+    let tol = if conditioned { tolerance::TORCH_F32_ILL_CONDITIONED } else { tolerance::torch_vs_reference(env.kind) };
     let mut out = vec![];
     for kind in [ModelKind::Lmm, ModelKind::Mac] {
         let spec = ModelSpec {
@@ -193,10 +194,12 @@ fn in_model_check(env: &CheckEnv, memory: &MemorySpec, chunk: usize) -> Result<V
         };
         let rule: Arc<dyn MemoryRule> = build(&spec.memory, 5)?;
         let seed = env.seeds[0];
-        tch::manual_seed(seed as i64);
-        let mut vs = nn::VarStore::new(env.device);
-        let model = MemoryLm::new(&vs.root(), &spec, 5, rule);
-        vs.set_kind(env.kind);
+        let (vs, model) = crate::check::with_torch_seed(seed, || {
+            let mut vs = nn::VarStore::new(env.device);
+            let model = MemoryLm::new(&vs.root(), &spec, 5, rule);
+            vs.set_kind(env.kind);
+            (vs, model)
+        });
         let mut r = Draw::new(seed + 77);
         for (name, var) in vs.variables() {
             if name.contains("gates.bias") || name.contains("init_") || name.contains("persistent") {

@@ -142,10 +142,43 @@ fn rule_fields(kind: &str) -> &'static [&'static str] {
     }
 }
 
+/// Keys of `given` (recursively) that the parsed value does not have: serde ignores extra fields on internally
+/// tagged unit variants (`{kind: huber, delta: 0.5}` would silently mean `{kind: huber}`), so the parse is checked
+/// by serialising it back.
+fn extra_keys(given: &serde_yaml::Value, canonical: &serde_yaml::Value, path: &str, out: &mut Vec<String>) {
+    if let (Some(g), Some(c)) = (given.as_mapping(), canonical.as_mapping()) {
+        for (k, v) in g {
+            let name = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
+            let at = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+            match c.get(k) {
+                Some(cv) => extra_keys(v, cv, &at, out),
+                None => out.push(at),
+            }
+        }
+    }
+}
+
 /// Parses the rule part of `model.memory`. An unknown field is reported with every field that kind accepts
-/// (its own and the layer settings) and the closest one.
+/// (its own and the layer settings) and the closest one; a field given to a variant that has none (an axis
+/// `{kind: huber, delta: 0.5}`) is an error too.
 pub fn parse(spec: &MemorySpec) -> Result<RuleChoice> {
-    serde_yaml::from_value(spec.rule_value()).map_err(|e| {
+    let given = spec.rule_value();
+    let parsed = parse_strict_serde(spec, &given)?;
+    let canonical = serde_yaml::to_value(&parsed)?;
+    let mut extra = vec![];
+    extra_keys(&given, &canonical, "", &mut extra);
+    if let Some(first) = extra.first() {
+        let (parent, field) = first.rsplit_once('.').unwrap_or(("", first));
+        let owner = if parent.is_empty() { format!("memory kind `{}`", spec.kind()) } else { format!("`{parent}`") };
+        bail!(
+            "unknown field `{field}`: {owner} has no such field (thresholds δ_t and momentum decays μ_t are gates, not fields)"
+        );
+    }
+    Ok(parsed)
+}
+
+fn parse_strict_serde(spec: &MemorySpec, given: &serde_yaml::Value) -> Result<RuleChoice> {
+    serde_yaml::from_value(given.clone()).map_err(|e| {
         let msg = e.to_string();
         if msg.contains("unknown variant") {
             return anyhow::anyhow!("{msg} (memory kinds: {})", KINDS.join(", "));

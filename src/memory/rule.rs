@@ -128,6 +128,11 @@ pub trait MemoryRule: std::fmt::Debug + Send + Sync {
     fn validate_dims(&self, _d_k: usize, _d_v: usize) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Whether the rule's own f64 function is so ill-conditioned that f32 cannot match it to 1e-5 however it is
+    /// computed (then checks compare f32 with `tolerance::TORCH_F32_ILL_CONDITIONED`, and say why there).
+    fn ill_conditioned_in_f32(&self) -> bool {
+        false
+    }
     /// Whether `read = before-write` (`y_t = M_{t−1}(q_t)`) is defined for this rule.
     fn reads_before_write(&self) -> bool {
         false

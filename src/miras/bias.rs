@@ -12,12 +12,20 @@
 //! * Huber of the norm (Eq. 15): $$\psi = e \text{ if } \lVert e\rVert\le\delta,\ \text{else } \delta\,e/\lVert e\rVert$$
 //! * ℓ2/ℓ1 switch (Eq. 16, Yaad): $$\psi = e \text{ if } \lVert e\rVert_2\le\delta,\ \text{else } \delta\,\mathrm{sign}(e)$$
 //!   (the gradient of `½‖e‖²` resp. `δ‖e‖₁`; not continuous at the switch, ⚠ the paper calls it smooth)
-//! * value shift (Eq. 17): $$\ell = \tfrac12\lVert e\rVert^2 + \Delta\lVert e\rVert + \tfrac12\Delta^2,\quad \psi = e + \Delta\,e/\lVert e\rVert$$
+//! * value shift (Eq. 17): $$\ell = \tfrac12\lVert e\rVert^2 + \Delta\lVert e\rVert + \tfrac12\Delta^2,\quad \psi = e + \Delta\,e/(\lVert e\rVert + \varepsilon)$$
+//!   with ε = [`VALUE_SHIFT_EPS`] (the catalog's note: `e/‖e‖` is undefined at `e = 0`; with ε, ψ(0) = 0 instead
+//!   of NaN, and for ‖e‖ ≫ ε it is the gradient to within a relative ε/‖e‖). tch's loss keeps the exact value and
+//!   takes this ψ as its gradient (a straight-through form, see [`torch::loss_at`]).
 //!
 //! [`reference`] computes ψ coordinate by coordinate from the hand derivatives; [`torch`] writes each loss in
 //! tensor ops (its gradient by autograd) and, separately, ψ in closed form for the batched recurrences.
 
 pub use super::framework::Bias;
+
+/// ε of the value-shift step `ψ = e + Δ e/(‖e‖ + ε)`, both implementations: small enough to leave the
+/// gradient unchanged at every error norm the checks draw (relative change ε/‖e‖), large enough to be a
+/// normal f32 number.
+pub const VALUE_SHIFT_EPS: f64 = 1e-12;
 
 /// The f64 reference: loops over coordinates, hand-derived derivatives.
 pub mod reference {
@@ -124,8 +132,8 @@ pub mod reference {
                         delta * sign(a)
                     }
                 }
-                // d/de (½‖e‖² + Δ‖e‖) = e + Δ e/‖e‖
-                Bias::ValueShift => a + delta * a / n,
+                // d/de (½‖e‖² + Δ‖e‖) = e + Δ e/‖e‖, regularised at e = 0
+                Bias::ValueShift => a + delta * a / (n + super::VALUE_SHIFT_EPS),
             };
         }
         psi
@@ -188,7 +196,14 @@ pub mod torch {
                 let outside = delta * sum_last(&e.abs());
                 inside.where_self(&n.le_tensor(delta), &outside)
             }
-            Bias::ValueShift => &sq * 0.5 + delta * &n + delta.square() * 0.5,
+            // the exact value, with the gradient of ‖e‖ taken as the regularised e/(‖e‖ + ε): the term
+            // ⟨u, e⟩ − stop_grad(⟨u, e⟩) is 0 in value and has gradient u = stop_grad(e/(‖e‖ + ε))
+            Bias::ValueShift => {
+                let u = (&e / (n.unsqueeze(-1) + super::VALUE_SHIFT_EPS)).detach();
+                let ue = sum_last(&(&u * &e));
+                let norm = n.detach() + &ue - ue.detach();
+                &sq * 0.5 + delta * norm + delta.square() * 0.5
+            }
         }
     }
 
@@ -218,7 +233,7 @@ pub mod torch {
                 e.where_self(&n.le_tensor(&d), &(&d * &e / &n))
             }
             Bias::L2L1Switch => e.where_self(&n().le_tensor(&d), &(&d * e.sign())),
-            Bias::ValueShift => &e + &d * &e / n(),
+            Bias::ValueShift => &e + &d * &e / (n() + super::VALUE_SHIFT_EPS),
         }
     }
 

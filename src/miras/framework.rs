@@ -27,6 +27,19 @@
 //!   (Variant 5).
 //! * algorithm: `{kind: gd}` (Eq. 5), `{kind: momentum}` (Titans), `{kind: implicit-gd}` (Longhorn; ℓ2 only).
 
+//!
+//! # Domains (checked by [`Config::validate`])
+//!
+//! Every number must be finite. ℓ_p and smoothed ℓ_p need `p ≥ 1` (for `p < 1`, `|e|^{p−1}` is infinite at
+//! `e = 0`, and `ℓ_p` is not convex), the smoothing `κ > 0`, `ε ≥ 0`; ℓ_q retention needs `q > 1` (the mirror map
+//! `A ⊙ |A|^{q−2}/‖A‖_q^{q−2}` is the gradient of the strictly convex `½‖A‖_q²` only for `q > 1`; at `q ≤ 1`
+//! it divides by zero at `A = 0`); the elastic-net weights `β, α > 0` (they divide). Biases with a threshold
+//! (`huber`, `huber-norm`, `l2-l1-switch`, `value-shift`) read δ_t from an input tensor and momentum reads μ_t,
+//! so `repro eval` requires those tensors rather than silently using zeros. Variants without fields take none:
+//! [`parse_axis`] refuses `{kind: huber, delta: 0.5}` (serde ignores extra fields on internally tagged unit
+//! variants).
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// Axis 1: the memory architecture.
@@ -98,7 +111,114 @@ pub enum Retention {
     BregmanSigmoid,
 }
 
+impl Bias {
+    /// Whether the bias reads the threshold δ_t.
+    pub fn uses_delta(self) -> bool {
+        matches!(self, Bias::Huber | Bias::HuberNorm | Bias::L2L1Switch | Bias::ValueShift)
+    }
+
+    /// Rejects parameters outside the bias's mathematical domain (see the module docs).
+    pub fn validate(self) -> anyhow::Result<()> {
+        let finite = |name: &str, x: f64| -> anyhow::Result<()> {
+            if !x.is_finite() {
+                anyhow::bail!("bias {}: {name} = {x} must be finite", self.kind_name());
+            }
+            Ok(())
+        };
+        match self {
+            Bias::DotProduct { scale } | Bias::L2 { scale } => finite("scale", scale)?,
+            Bias::Lp { p } => {
+                finite("p", p)?;
+                if p < 1.0 {
+                    anyhow::bail!(
+                        "bias lp: p = {p} is outside its domain: ℓ_p needs p ≥ 1 (|e|^(p−1) is infinite at e = 0 for p < 1)"
+                    );
+                }
+            }
+            Bias::LpSmooth { p, kappa, eps } => {
+                finite("p", p)?;
+                finite("kappa", kappa)?;
+                finite("eps", eps)?;
+                if p < 1.0 || kappa <= 0.0 || eps < 0.0 {
+                    anyhow::bail!(
+                        "bias lp-smooth: needs p ≥ 1, kappa > 0 and eps ≥ 0 (got p = {p}, kappa = {kappa}, eps = {eps})"
+                    );
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn kind_name(self) -> String {
+        kind_of(&self)
+    }
+}
+
+/// The `kind` tag a value serialises with (`lp`, `huber`, ...).
+fn kind_of<T: Serialize>(x: &T) -> String {
+    serde_yaml::to_value(x)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str().map(str::to_string)))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Parses one axis (`Bias`, `Retention`, `Algorithm`, `Memory`) from YAML, like serde, but also refuses
+/// fields its variant does not have: serde's internally tagged enums ignore extra fields on unit variants, so
+/// `{kind: huber, delta: 0.5}` would silently mean `{kind: huber}`. `what` names the source in errors
+/// (`--param bias`).
+pub fn parse_axis<T: Serialize + DeserializeOwned>(what: &str, text: &str) -> anyhow::Result<T> {
+    let given: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{what}={text}: not YAML: {e}"))?;
+    let parsed: T = serde_yaml::from_value(given.clone()).map_err(|e| anyhow::anyhow!("{what}={text}: {e}"))?;
+    let canonical = serde_yaml::to_value(&parsed)?;
+    if let (Some(g), Some(c)) = (given.as_mapping(), canonical.as_mapping()) {
+        let extra: Vec<String> = g
+            .keys()
+            .filter(|k| !c.contains_key(*k))
+            .map(|k| format!("`{}`", k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"))))
+            .collect();
+        if !extra.is_empty() {
+            let fields: Vec<String> =
+                c.keys().filter_map(|k| k.as_str()).filter(|k| *k != "kind").map(|k| format!("`{k}`")).collect();
+            let has = if fields.is_empty() { "no fields".to_string() } else { format!("only {}", fields.join(", ")) };
+            anyhow::bail!(
+                "{what}={text}: kind `{}` has {has}, not {} (thresholds δ_t and momentum decays μ_t come from the \
+                 input tensors `delta` and `mu`)",
+                kind_of(&parsed),
+                extra.join(", ")
+            );
+        }
+    }
+    Ok(parsed)
+}
+
 impl Retention {
+    /// Rejects parameters outside the retention's mathematical domain (see the module docs).
+    pub fn validate(self) -> anyhow::Result<()> {
+        let positive = |name: &str, x: f64| -> anyhow::Result<()> {
+            if !(x.is_finite() && x > 0.0) {
+                anyhow::bail!("retention {}: {name} = {x} must be a positive number", kind_of(&self));
+            }
+            Ok(())
+        };
+        match self {
+            Retention::ElasticNet { beta, alpha } => {
+                positive("beta", beta)?;
+                positive("alpha", alpha)?;
+            }
+            Retention::ElasticNetFtrl { alpha } => positive("alpha", alpha)?,
+            Retention::Lq { q, .. } if !(q.is_finite() && q > 1.0) => {
+                anyhow::bail!(
+                    "retention lq: q = {q} is outside its domain: ℓ_q retention needs q > 1 (the map \
+                     A ⊙ |A|^(q−2)/‖A‖_q^(q−2) divides by zero at A = 0 for q ≤ 1, and ½‖A‖_q² is not strictly convex)"
+                );
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// Whether the state carried between tokens is a dual variable (A or Z) rather than W itself.
     pub fn has_dual_state(self) -> bool {
         matches!(self, Retention::ElasticNetFtrl { .. } | Retention::Lq { .. } | Retention::Kl)
@@ -131,8 +251,10 @@ impl Config {
     pub fn linear(bias: Bias, retention: Retention, algorithm: Algorithm) -> Self {
         Self { memory: Memory::Linear, bias, retention, algorithm }
     }
-    /// Rejects the combinations that have no closed form here.
+    /// Rejects parameters outside their domain and the combinations that have no closed form here.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.bias.validate()?;
+        self.retention.validate()?;
         if let Memory::Mlp { depth, .. } = self.memory {
             if depth != 2 {
                 anyhow::bail!("the MLP memory is implemented with depth 2 (the paper's M(x) = x + LN(W_1 σ(W_2 x)))");

@@ -181,6 +181,12 @@ impl MemoryRule for MirasFramework {
         }
         out
     }
+    /// The §5.3 MLP memory ends in a LayerNorm over `d` coordinates: inside a MAC mixer (d = 5), rounding only
+    /// the weights to f32 (relative perturbations ≤ 6e-8) moves the f64 final state by up to 6.4e-6 (30 draws),
+    /// an amplification of ~100, so f32 errors of 1–3e-5 are the function's conditioning.
+    fn ill_conditioned_in_f32(&self) -> bool {
+        matches!(self.config.memory, Memory::Mlp { .. })
+    }
     fn validate_dims(&self, d_k: usize, d_v: usize) -> anyhow::Result<()> {
         self.config.validate()?;
         if let Memory::Mlp { .. } = self.config.memory {

@@ -8,8 +8,10 @@
 //!   (`= Softmax(α_t log W_{t−1} − η_t ∇ℓ2)` row by row), `ℓ2 = c‖Wk − v‖²`.
 //! * Chunkwise (Eq. 28, consistent form, and Eq. 29): inside a chunk starting after token `t'` the gradients are
 //!   taken at the chunk-start memory, $$X_t = \tfrac{\beta_t}{\beta_{t'}}X_{t'} - \sum_{i=t'+1}^{t}\eta_i\tfrac{\beta_t}{\beta_i}\nabla\ell(W_{t'}; k_i, v_i),\quad \beta_i = \prod_{j\le i}\alpha_j$$
-//!   with `X` the carried state (`W`, `A` or `Z`) and reads `y_t = N(X_t) q_t`. Memora (Eqs. 30–32): the first
-//!   token of each chunk is the exact lag step, and the rest of the chunk takes gradients at the lag state.
+//!   with `X` the carried state (`W`, `A` or `Z`) and reads `y_t = N(X_t) q_t`. The tch form computes the
+//!   ratios `β_t/β_i` as products over ranges ([`torch::decay_products`]), so a zero `α_t` (full erase) is
+//!   exact. Memora (Eqs. 30–32): the first token of each chunk is the exact lag step, and the rest of the chunk
+//!   takes gradients at the lag state.
 
 use super::framework::{Algorithm, Bias, Config, LqForm, Retention};
 use serde::{Deserialize, Serialize};
@@ -87,7 +89,26 @@ pub mod torch {
     use super::Model;
     use crate::miras::bias::torch as bias;
     use crate::miras::update::torch::{primal, Outputs};
-    use tch::Tensor;
+    use tch::{Kind, Tensor};
+
+    /// The decay products of a chunk's retention gates `alpha [.., n]`: `(ratio, from_start)` with
+    /// `ratio[.., t, i] = Π_{m=i+1}^{t} α_m` for `i ≤ t` (0 above the diagonal) and `from_start[.., t] =
+    /// Π_{m≤t} α_m`. Computed as running products down the rows of a matrix holding `α_r` below the diagonal
+    /// and 1 elsewhere (as [`crate::titans::chunkwise::torch::coefficients`] does): never a ratio of small
+    /// products and never `exp(log α)`, so `α_t = 0` gives exact zeros instead of `−inf − (−inf) = NaN`.
+    pub fn decay_products(alpha: &Tensor) -> (Tensor, Tensor) {
+        let (kind, device) = (alpha.kind(), alpha.device());
+        let n = *alpha.size().last().expect("gates have a time axis");
+        let idx = Tensor::arange(n, (Kind::Int64, device));
+        let strict = idx.unsqueeze(1).gt_tensor(&idx.unsqueeze(0)); // r > j
+        let lower = idx.unsqueeze(1).ge_tensor(&idx.unsqueeze(0)).to_kind(kind); // r ≥ j
+        let mut full = alpha.size();
+        full.push(n);
+        let ones = Tensor::ones(full.as_slice(), (kind, device));
+        let below = alpha.unsqueeze(-1).expand(full.as_slice(), false).where_self(&strict, &ones);
+        let ratio = below.cumprod(-2, kind) * lower;
+        (ratio, alpha.cumprod(-1, kind))
+    }
 
     /// Shapes as in [`crate::miras::update::torch::forward`]; `b` is the chunk size.
     #[allow(clippy::too_many_arguments)]
@@ -128,14 +149,14 @@ pub mod torch {
                 let (ac, ec, dc) = (alpha.narrow(2, start, n), eta.narrow(2, start, n), delta.narrow(2, start, n));
                 // ψ_i = ∂ℓ/∂y at the frozen memory, all chunk tokens at once: [B, H, n, d_v]
                 let psi = bias::output_grad(cfg.bias, &w.unsqueeze(2), &kc, &vc, &dc);
-                // log β_t relative to the chunk start; weights η_i β_t/β_i for i ≤ t
-                let logc = ac.log().cumsum(-1, ac.kind());
-                let ratio = (logc.unsqueeze(-1) - logc.unsqueeze(-2)).exp().tril(0);
+                // β_t/β_i = Π_{m=i+1}^{t} α_m as products over ranges (no logs: a zero α, a full erase, stays
+                // exact and its gradients finite); weights η_i β_t/β_i for i ≤ t
+                let (ratio, from_start) = decay_products(&ac);
                 let wts = ratio * ec.unsqueeze(-2);
                 // Σ_i wts[t, i] ψ_i k_iᵀ: [B, H, n, d_v, d_k]
                 let weighted = (wts.unsqueeze(-1) * psi.unsqueeze(2)).transpose(-1, -2);
                 let sum = weighted.matmul(&kc.unsqueeze(2));
-                let x = logc.exp().unsqueeze(-1).unsqueeze(-1) * state.unsqueeze(2) - sum;
+                let x = from_start.unsqueeze(-1).unsqueeze(-1) * state.unsqueeze(2) - sum;
                 let w_all = primal(&cfg, &x);
                 ys.push(w_all.matmul(&qc.unsqueeze(-1)).squeeze_dim(-1));
                 state = x.select(2, n - 1);

@@ -121,16 +121,18 @@ fn model_check(env: &CheckEnv, kind: ModelKind) -> Result<Vec<Measurement>> {
     for &seed in &env.seeds {
         for (ci, case) in cases(kind).into_iter().enumerate() {
             let seed = seed + 10 * ci as u64;
-            tch::manual_seed(seed as i64);
-            let mut vs = nn::VarStore::new(env.device);
             let m = &case.spec.memory;
             let rule = TitansLinear {
                 gates: TitansGates { max_lr: m.max_lr.unwrap_or(0.5), momentum: m.momentum, forgetting: m.forgetting },
                 chunk: m.chunk_size,
                 loss_scale: 1.0,
             };
-            let model = MemoryLm::new(&vs.root(), &case.spec, 7, std::sync::Arc::new(rule));
-            vs.set_kind(env.kind);
+            let (vs, model) = crate::check::with_torch_seed(seed, || {
+                let mut vs = nn::VarStore::new(env.device);
+                let model = MemoryLm::new(&vs.root(), &case.spec, 7, std::sync::Arc::new(rule));
+                vs.set_kind(env.kind);
+                (vs, model)
+            });
             perturb(&vs, env, seed);
             let (b, t, dim, heads) = (2usize, case.t, case.spec.dim, case.spec.heads);
             let mut r = Draw::new(seed + 3100);
