@@ -126,7 +126,7 @@ fn d_scale() -> f64 {
     1.0
 }
 
-/// Every kind, for messages.
+/// Every kind (for messages and `--help`).
 pub const KINDS: [&str; 7] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset"];
 
 /// The rule fields of each kind (besides `kind`), for messages.
@@ -171,7 +171,7 @@ pub fn parse(spec: &MemorySpec) -> Result<RuleChoice> {
         let (parent, field) = first.rsplit_once('.').unwrap_or(("", first));
         let owner = if parent.is_empty() { format!("memory kind `{}`", spec.kind()) } else { format!("`{parent}`") };
         bail!(
-            "unknown field `{field}`: {owner} has no such field (thresholds δ_t and momentum decays μ_t are gates, not fields)"
+            "unknown field `{first}`: {owner} has no field `{field}` (thresholds δ_t and momentum decays μ_t are gates, not fields)"
         );
     }
     Ok(parsed)
@@ -181,7 +181,15 @@ fn parse_strict_serde(spec: &MemorySpec, given: &serde_yaml::Value) -> Result<Ru
     serde_yaml::from_value(given.clone()).map_err(|e| {
         let msg = e.to_string();
         if msg.contains("unknown variant") {
-            return anyhow::anyhow!("{msg} (memory kinds: {})", KINDS.join(", "));
+            let kind = spec.kind();
+            let best = KINDS
+                .iter()
+                .map(|n| (strsim::jaro_winkler(&kind, n), *n))
+                .max_by(|a, b| a.0.partial_cmp(&b.0).unwrap())
+                .filter(|(s, _)| *s > 0.7 && msg.contains(&format!("`{kind}`")))
+                .map(|(_, n)| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return anyhow::anyhow!("{msg}{best}");
         }
         if let Some(bad) = msg.split("unknown field `").nth(1).and_then(|r| r.split('`').next()) {
             let kind = spec.kind();
