@@ -10,6 +10,12 @@
 //!   MAC's form) is an option with a name.
 //! * Chunkwise (mini-batch) form with chunk size C: inside a chunk every gradient is taken at the state at the
 //!   chunk's start, while momentum and forgetting still run token by token; C = 1 is the sequential rule.
+//!
+//! [`rule`] is the seam every paper's memory plugs into ([`rule::MemoryRule`]: gates, state, tch forward, f64
+//! reference); [`batched`] runs any rule over `[B, H, …]` arrays for the checks and `repro eval`; [`autograd`]
+//! takes a deep memory's inner gradient (second order when the outer loss needs it). This module names no paper:
+//! the rules live with their papers (`titans::memory_rules`, `miras::memory_rules`) and `crate::memories` lists
+//! them under their `model.memory` names.
 
 pub mod autograd;
 pub mod batched;
