@@ -130,7 +130,7 @@ pub struct MemorySpec {
     /// learned forgetting gate (true) or pinned at "keep everything" (false): the "w/o weight decay" ablation
     pub forgetting: bool,
     /// the largest inner learning rate: θ_t (η_t in MIRAS) = max_lr · σ(·); absent = the rule's default
-    /// (`crate::memories::default_max_lr`: 0.5 for linear memories, 0.1 for Moneta and the MIRAS MLP, 0.02 for
+    /// (`crate::memories::default_max_lr`: 0.5 for linear memories, 0.1 for the MIRAS MLP, 0.02 for Moneta and
     /// Titans' deep memory)
     pub max_lr: Option<f64>,
     /// which state LMM/MAG/MAL read (MAC's retrieval always reads before the segment's writes)
