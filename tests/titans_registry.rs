@@ -13,7 +13,7 @@ fn titans_registry_is_consistent_with_the_code() {
 }
 
 /// Eqs. 21–31 (MAC, MAG, MAL) are verified by the model checks, which compare each tch mixer with the f64
-/// reference of `src/titans/models/reference.rs`.
+/// reference of `src/models/reference.rs`.
 #[test]
 fn titans_models_are_verified_by_the_model_checks() {
     let titans = repro::registry::load("titans").unwrap();
