@@ -20,8 +20,9 @@ pub mod eval;
 
 use crate::memory::rule::MemoryRule;
 use crate::miras::framework::{Algorithm, Bias, Config, LqForm, Memory, Retention};
-use crate::miras::memory_rules::{MirasFramework, MirasGates, MirasModel, MirasPreset};
+use crate::miras::memory_rules::{MirasFramework, MirasGates, MirasModel};
 use crate::miras::models::Model;
+use crate::miras::preset_rules::MirasPreset;
 use crate::miras::presets::Preset;
 use crate::models::spec::MemorySpec;
 use crate::titans::memory_rules::{TitansGates, TitansLinear, TitansMlp};

@@ -16,6 +16,7 @@ pub mod framework;
 pub mod memory_rules;
 pub mod mlp;
 pub mod models;
+pub mod preset_rules;
 pub mod presets;
 pub mod retention;
 pub mod update;
