@@ -95,6 +95,10 @@ pub enum Command {
     /// Train and evaluate the ablation rows of experiment files (experiments/*.yaml) and write
     /// reports/<name>/: report.md beside the paper's numbers, PNG plots, and one run folder per (row, seed)
     /// with manifest, metrics and checkpoints. Finished runs are skipped and interrupted ones resume.
+    ///
+    /// Any memory trains in any model (lmm, mac, mag, mal): `model.memory.kind` is linear, mlp, framework,
+    /// moneta, yaad, memora or preset, e.g. --set 'model.memory={kind: mlp, layers: 2, expansion: 4}' or
+    /// --set 'model.memory={kind: preset, name: gated-deltanet}' (fields: README, "Memories").
     Run {
         /// Experiment YAML files.
         #[arg(required = true)]
