@@ -24,9 +24,9 @@ pub const TORCH_F32_GRADIENT_VS_REFERENCE: f64 = 1e-5;
 /// of 1e-7 of the initial weights alone moves W_T by up to 4e-6 relative at T = 3 (1.5e-6 at T = 1; measured in
 /// f64), and f32 rounds every input and intermediate at 6e-8, so errors up to ~1e-5 are the conditioning, not a
 /// bug. The same code agrees with the reference to 5e-13 in f64. 1e-4 keeps one order of head-room. Also used
-/// for the same MLP memory (any bias) inside a MAC mixer (`memory_miras_framework_mlp`), where rounding only the
-/// weights to f32 moves the f64 final state by up to 6.4e-6 relative (30 draws) and f32 runs land at 4.7e-7 to
-/// 2.4e-5 depending on the BLAS summation order.
+/// for every f32 comparison of `memory_miras_framework_mlp` (the same LayerNorm-ended MLP memory, standalone at
+/// d = 3 and inside a MAC mixer at d = 5): there rounding only the weights to f32 moves the f64 final state by up
+/// to 6.4e-6 relative (30 draws), and f32 runs land at 4.7e-7 to 2.4e-5 depending on the BLAS summation order.
 pub const TORCH_F32_ILL_CONDITIONED: f64 = 1e-4;
 
 /// Central finite differences in f64 with step h = 1e-6 on smooth (polynomial) functions: truncation
