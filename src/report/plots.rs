@@ -395,3 +395,11 @@ pub fn final_metric_png(s: &StudySummary) -> Result<Option<Vec<u8>>> {
     })?;
     Ok(Some(png))
 }
+
+/// A throughput chart: one line per series against a log₂ x axis (e.g. chunk size) and a log₁₀ y axis.
+pub fn throughput_png(title: &str, xdesc: &str, ydesc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<Vec<u8>> {
+    if series.iter().all(|(_, p)| p.is_empty()) {
+        return Err(anyhow!("plotting: no measured points"));
+    }
+    line_chart(title, xdesc, ydesc, series, true, true)
+}
