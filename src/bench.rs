@@ -156,8 +156,6 @@ pub struct Timing {
 #[derive(Debug, Clone)]
 pub struct MemoryResult {
     pub name: String,
-    /// the rule's own name (`titans-linear`, `moneta(p=3, q=4)`, …)
-    pub rule: String,
     pub yaml: String,
     pub cells: Vec<Cell>,
 }
@@ -265,10 +263,10 @@ pub fn run_memory(opts: &BenchOptions) -> Result<PathBuf> {
     let mut memories = vec![];
     for name in &opts.memories {
         let yaml = MEMORIES.iter().find(|(n, _)| n == name).map(|(_, y)| *y).context("a known memory")?;
-        let mut result = MemoryResult { name: name.clone(), rule: String::new(), yaml: yaml.into(), cells: vec![] };
+        let mut result = MemoryResult { name: name.clone(), yaml: yaml.into(), cells: vec![] };
         for &chunk in &opts.chunks {
             bar.set_message(format!("{name}, chunk {chunk}"));
-            let timing = bench_cell(name, yaml, chunk, opts, &mut result.rule)?;
+            let timing = bench_cell(name, yaml, chunk, opts)?;
             result.cells.push(Cell { chunk, timing });
             bar.inc(1);
         }
@@ -294,13 +292,7 @@ pub fn run_memory(opts: &BenchOptions) -> Result<PathBuf> {
 }
 
 /// Times one cell; `Ok(None)` when the memory has no chunkwise form for `chunk > 1`.
-fn bench_cell(
-    name: &str,
-    yaml: &str,
-    chunk: usize,
-    opts: &BenchOptions,
-    rule_name: &mut String,
-) -> Result<Option<Timing>> {
+fn bench_cell(name: &str, yaml: &str, chunk: usize, opts: &BenchOptions) -> Result<Option<Timing>> {
     let mut spec = MemorySpec::with_rule(yaml);
     spec.chunk_size = chunk;
     let rule = match memories::build(&spec, opts.dim) {
@@ -308,9 +300,6 @@ fn bench_cell(
         Err(e) if chunk > 1 && e.to_string().contains("no chunkwise form") => return Ok(None),
         Err(e) => return Err(e.context(format!("memory `{name}` at chunk {chunk}"))),
     };
-    if rule_name.is_empty() || chunk == 1 {
-        *rule_name = rule.name();
-    }
     let (d, t) = (opts.dim, opts.seq);
     let drawn = draw(rule.as_ref(), 0, (1, 1, t, d, d), Kind::Float);
     let inputs: Vec<Tensor> = drawn.all().iter().map(|a| to_tch(a, Kind::Float, opts.device)).collect();
@@ -435,12 +424,37 @@ every tensor op of this crate's implementation (an m×k·k×n product is m·n·(
 the chunkwise form includes its gate coefficients; `bench::linear_forward_flops`). Other rows and the backward \
 pass leave it empty rather than guess.\n\n",
     );
-    s.push_str("| memory | rule | `model.memory` |\n|---|---|---|\n");
+    let drops = throughput_drops(res);
+    if !drops.is_empty() {
+        s.push_str(&format!("fwd+bwd throughput falls as the chunk grows for: {}.\n\n", drops.join("; ")));
+    }
+    s.push_str("| memory | `model.memory` (with `chunk_size` set per row) |\n|---|---|\n");
     for m in &res.memories {
-        s.push_str(&format!("| {} | {} | `{}` |\n", m.name, m.rule, m.yaml));
+        s.push_str(&format!("| {} | `{}` |\n", m.name, m.yaml));
     }
     s.push_str("\n![fwd+bwd tokens/s against chunk size](memory.png)\n");
     s
+}
+
+/// `memory: chunk a → b` wherever fwd+bwd tokens/s fall from one measured chunk size to the next.
+pub fn throughput_drops(res: &BenchResult) -> Vec<String> {
+    let mut out = vec![];
+    for m in &res.memories {
+        let pts: Vec<(usize, f64)> = m.cells.iter().filter_map(|c| c.timing.map(|t| (c.chunk, t.fwd_bwd))).collect();
+        for w in pts.windows(2) {
+            if w[1].1 < w[0].1 {
+                out.push(format!(
+                    "{} chunk {} → {} ({} → {} tok/s)",
+                    m.name,
+                    w[0].0,
+                    w[1].0,
+                    fmt_rate(w[0].1),
+                    fmt_rate(w[1].1)
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// fwd+bwd tokens/s against chunk size (log₂ x, log₁₀ y), one line per memory.
