@@ -109,3 +109,33 @@ fn bench_chunk_longer_than_the_sequence_runs() {
     assert!(o.status.success(), "{t}");
     assert!(t.contains("| linear | 16 |"), "{t}");
 }
+
+#[test]
+fn bench_every_memory_name_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let all = repro::bench::MEMORIES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(",");
+    let o = repro(&[
+        "bench",
+        "memory",
+        "--memories",
+        &all,
+        "--seq",
+        "8",
+        "--dim",
+        "4",
+        "--chunks",
+        "1,2",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "-q",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for (name, _) in repro::bench::MEMORIES {
+        assert!(t.contains(&format!("| {name} | 1 |")), "{name} missing: {t}");
+    }
+}
