@@ -1,5 +1,6 @@
 //! The `repro` command line.
 
+use crate::bench::{self, BenchOptions};
 use crate::check::CheckEnv;
 use crate::device::{device_name, parse_device};
 use crate::eval::{self, Impl};
@@ -132,8 +133,45 @@ pub enum Command {
         /// The experiment's report folder, e.g. reports/quickstart.
         dir: PathBuf,
     },
-    /// Throughput benchmarks (not yet implemented; `cargo bench` runs the criterion benches).
-    Bench,
+    /// Throughput of the memory layers: forward and forward+backward tokens/s of each memory at each chunk
+    /// size (median after warm-up), beside the machine's GEMM rate; prints a table and writes
+    /// <out>/bench/memory.md and memory.png.
+    Bench {
+        /// The benchmark: memory (the only one so far).
+        #[arg(default_value = "memory")]
+        what: String,
+        /// Device: cpu, cuda, cuda:N or auto.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// libtorch CPU threads (default: every available core).
+        #[arg(long, allow_hyphen_values = true)]
+        threads: Option<String>,
+        /// Head width d_k = d_v.
+        #[arg(long, default_value = "64", allow_hyphen_values = true)]
+        dim: String,
+        /// Sequence length T (tokens per run).
+        #[arg(long, default_value = "1024", allow_hyphen_values = true)]
+        seq: String,
+        /// Chunk sizes, comma-separated (1 = sequential).
+        #[arg(long, default_value = "1,8,16,32,64", allow_hyphen_values = true)]
+        chunks: String,
+        /// Memories, comma-separated (linear, mlp, framework, moneta, yaad, memora, or a preset such as
+        /// gated-deltanet).
+        #[arg(long, default_value = crate::bench::DEFAULT_MEMORIES)]
+        memories: String,
+        /// Timed runs per cell (the median is reported).
+        #[arg(long, default_value = "5", allow_hyphen_values = true)]
+        repeats: String,
+        /// Untimed runs before them.
+        #[arg(long, default_value = "2", allow_hyphen_values = true)]
+        warmup: String,
+        /// Root folder of the reports (the files go to <out>/bench/).
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 /// Runs the CLI; the error, if any, is printed by `main` as one line.
@@ -213,13 +251,30 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Bench => not_yet("bench", "`repro bench`; `cargo bench` runs the criterion benches"),
+        Command::Bench { what, device, threads, dim, seq, chunks, memories, repeats, warmup, out, quiet } => {
+            if !bench::BENCHMARKS.contains(&what.as_str()) {
+                bail!("unknown benchmark `{what}` (known: {})", bench::BENCHMARKS.join(", "));
+            }
+            let opts = BenchOptions {
+                dim: bench::parse_count("--dim", &dim, 1)?,
+                seq: bench::parse_count("--seq", &seq, 1)?,
+                chunks: bench::parse_chunks(&chunks)?,
+                memories: bench::parse_memories(&memories)?,
+                repeats: bench::parse_count("--repeats", &repeats, 1)?,
+                warmup: bench::parse_count("--warmup", &warmup, 0)?,
+                threads: bench::parse_threads(threads.as_deref())?,
+                device: parse_device(&device)?,
+                out,
+                quiet,
+                command: std::iter::once("repro".to_string())
+                    .chain(std::env::args().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            bench::run_memory(&opts)?;
+            Ok(0)
+        }
     }
-}
-
-fn not_yet(cmd: &str, what: &str) -> Result<i32> {
-    eprintln!("repro {cmd}: not yet implemented ({what})");
-    Ok(2)
 }
 
 fn equations(paper: Option<&str>, status: Option<Status>) -> Result<i32> {

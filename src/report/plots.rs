@@ -100,6 +100,19 @@ type Series = (String, Vec<(f64, f64)>);
 /// A line chart with one series per row. `xlog2` plots x on a log₂ axis (ticks labelled with the
 /// original values); `ylog` uses a log₁₀ y axis.
 fn line_chart(title: &str, xdesc: &str, ydesc: &str, series: &[Series], xlog2: bool, ylog: bool) -> Result<Vec<u8>> {
+    line_chart_at(title, xdesc, ydesc, series, xlog2, ylog, SeriesLabelPosition::UpperRight)
+}
+
+/// [`line_chart`] with the legend at `legend`.
+fn line_chart_at(
+    title: &str,
+    xdesc: &str,
+    ydesc: &str,
+    series: &[Series],
+    xlog2: bool,
+    ylog: bool,
+    legend: SeriesLabelPosition,
+) -> Result<Vec<u8>> {
     let series: Vec<Series> = if xlog2 {
         series.iter().map(|(n, p)| (n.clone(), p.iter().map(|&(x, y)| (x.log2(), y)).collect())).collect()
     } else {
@@ -114,10 +127,10 @@ fn line_chart(title: &str, xdesc: &str, ydesc: &str, series: &[Series], xlog2: b
         let xr = padded(xmin, xmax, false);
         if ylog {
             let yr = (ymin / 1.5)..(ymax * 1.5);
-            lines_on(root, title, xdesc, ydesc, &series, xr.0..xr.1, yr.log_scale(), &xfmt, x_labels)
+            lines_on(root, title, xdesc, ydesc, &series, xr.0..xr.1, yr.log_scale(), &xfmt, x_labels, legend)
         } else {
             let yr = padded(ymin, ymax, ymin >= 0.0 && ymin < 0.5 * ymax);
-            lines_on(root, title, xdesc, ydesc, &series, xr.0..xr.1, yr.0..yr.1, &xfmt, x_labels)
+            lines_on(root, title, xdesc, ydesc, &series, xr.0..xr.1, yr.0..yr.1, &xfmt, x_labels, legend)
         }
     })
 }
@@ -133,6 +146,7 @@ fn lines_on<X, Y>(
     y: Y,
     xfmt: &dyn Fn(&f64) -> String,
     x_labels: usize,
+    legend: SeriesLabelPosition,
 ) -> Result<()>
 where
     X: AsRangedCoord<Value = f64>,
@@ -177,7 +191,7 @@ where
             .label_font(("sans-serif", 16))
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
+            .position(legend)
             .draw()
             .map_err(perr)?;
     }
@@ -394,4 +408,13 @@ pub fn final_metric_png(s: &StudySummary) -> Result<Option<Vec<u8>>> {
         Ok(())
     })?;
     Ok(Some(png))
+}
+
+/// A throughput chart: one line per series against a log₂ x axis (e.g. chunk size) and a log₁₀ y axis, the
+/// legend upper left (throughput grows with the chunk, so the upper right is where the lines end).
+pub fn throughput_png(title: &str, xdesc: &str, ydesc: &str, series: &[(String, Vec<(f64, f64)>)]) -> Result<Vec<u8>> {
+    if series.iter().all(|(_, p)| p.is_empty()) {
+        return Err(anyhow!("plotting: no measured points"));
+    }
+    line_chart_at(title, xdesc, ydesc, series, true, true, SeriesLabelPosition::UpperLeft)
 }
