@@ -37,8 +37,10 @@ struct Uses {
 fn uses(cfg: &Config) -> Uses {
     let alpha = match cfg.retention {
         Retention::L2Decayed | Retention::L2LocalGlobal | Retention::Lq { .. } | Retention::Kl => true,
-        Retention::None | Retention::ElasticNet { .. } | Retention::ElasticNetFtrl { .. } => false,
-        Retention::BregmanSigmoid => false,
+        Retention::None
+        | Retention::ElasticNet { .. }
+        | Retention::ElasticNetFtrl { .. }
+        | Retention::BregmanSigmoid => false,
     };
     let delta = matches!(cfg.bias, Bias::Huber | Bias::HuberNorm | Bias::L2L1Switch | Bias::ValueShift);
     Uses { alpha, delta, mu: cfg.algorithm == Algorithm::Momentum }

@@ -144,9 +144,6 @@ impl TitansMlp {
     fn split<'a, T>(&self, state: &'a [T]) -> (&'a [T], &'a [T]) {
         state.split_at(self.layers)
     }
-    fn d_k_of(q_cols: usize) -> usize {
-        q_cols
-    }
 }
 
 impl MemoryRule for TitansMlp {
@@ -164,31 +161,25 @@ impl MemoryRule for TitansMlp {
     }
     fn state(&self, d_k: usize, d_v: usize) -> Vec<StateSpec> {
         let shapes = self.config(d_k).shapes(d_k, d_v);
-        let mut out = vec![];
-        for (prefix, meaning, init, scale) in [
-            ("w", "weights W^(l)", StateInit::Learned { std: 0.0 }, 0.0),
-            ("s", "surprise S^(l) of W^(l)", StateInit::Zeros, 0.1),
-        ] {
-            for (l, &(rows, cols)) in shapes.iter().enumerate() {
-                // Xavier-like scale 1/√fan_in keeps M(k) = O(1) at initialisation
-                let std = 1.0 / (cols as f64).sqrt();
-                out.push(StateSpec {
-                    name: format!("{prefix}{}", l + 1),
-                    meaning: format!("{meaning}, l = {}", l + 1),
-                    shape: vec![rows, cols],
-                    dims: vec![
-                        if l + 1 == shapes.len() { "d_v".into() } else { "hidden".into() },
-                        if l == 0 { "d_k".into() } else { "hidden".into() },
-                    ],
-                    init: match init {
-                        StateInit::Learned { .. } => StateInit::Learned { std },
-                        z => z,
-                    },
-                    draw: StateDraw::Normal { scale: if prefix == "w" { std } else { scale } },
-                });
+        let n = shapes.len();
+        // weights W^(l) (learned, N(0, 1/fan_in): M(k) = O(1) at initialisation), then their surprises S^(l)
+        let spec = |l: usize, weights: bool| {
+            let (rows, cols) = shapes[l];
+            let std = 1.0 / (cols as f64).sqrt();
+            let (name, meaning) = if weights { ("w", "weights W^(l)") } else { ("s", "surprise S^(l) of W^(l)") };
+            StateSpec {
+                name: format!("{name}{}", l + 1),
+                meaning: format!("{meaning}, l = {}", l + 1),
+                shape: vec![rows, cols],
+                dims: vec![
+                    if l + 1 == n { "d_v".into() } else { "hidden".into() },
+                    if l == 0 { "d_k".into() } else { "hidden".into() },
+                ],
+                init: if weights { StateInit::Learned { std } } else { StateInit::Zeros },
+                draw: StateDraw::Normal { scale: if weights { std } else { 0.1 } },
             }
-        }
-        out
+        };
+        (0..n).map(|l| spec(l, true)).chain((0..n).map(|l| spec(l, false))).collect()
     }
     fn validate_dims(&self, d_k: usize, d_v: usize) -> anyhow::Result<()> {
         anyhow::ensure!(self.layers >= 1, "an MLP memory needs layers >= 1");
@@ -208,7 +199,7 @@ impl MemoryRule for TitansMlp {
         state: &[Tensor],
         read: ReadMode,
     ) -> (Tensor, Vec<Tensor>) {
-        let cfg = self.config(Self::d_k_of(k.size()[3] as usize));
+        let cfg = self.config(k.size()[3] as usize);
         let (m0, s0) = self.split(state);
         let o = if self.chunk <= 1 {
             mlp_memory::torch::forward(k, v, q, &g[0], &g[1], &g[2], m0, s0, &cfg, self.loss_scale, read)
