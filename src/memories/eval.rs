@@ -72,7 +72,7 @@ const AXES: [ParamSpec; 3] = [
 ];
 
 /// `kind` plus the listed parameters as the rule mapping; `chunk_size` and `read` as the layer settings.
-fn spec_of(kind: &str, p: &BTreeMap<String, String>, fields: &[&str]) -> Result<(MemorySpec, ReadMode)> {
+fn spec_of(kind: &str, p: &BTreeMap<String, String>, fields: &[&str]) -> Result<MemorySpec> {
     let mut rule = Mapping::new();
     rule.insert("kind".into(), kind.into());
     for f in fields {
@@ -87,59 +87,47 @@ fn spec_of(kind: &str, p: &BTreeMap<String, String>, fields: &[&str]) -> Result<
             _ => bail!("--param chunk_size={c}: must be a positive integer"),
         }
     }
-    let read = match p.get("read") {
-        Some(r) => ReadMode::parse(r)?,
-        None => ReadMode::AfterWrite,
-    };
-    spec.read = read;
-    Ok((spec, read))
+    if let Some(r) = p.get("read") {
+        spec.read = ReadMode::parse(r)?;
+    }
+    Ok(spec)
 }
 
-/// Builds with the widths checked later, against the tensors (`validate_dims`).
-fn built(spec: MemorySpec, read: ReadMode) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let rule = build(&MemorySpec { read: ReadMode::AfterWrite, ..spec }, 1)?;
-    if read == ReadMode::BeforeWrite && !rule.reads_before_write() {
-        bail!("read: before-write is not defined for {}", rule.name());
-    }
-    Ok((rule, read))
+/// Builds the rule (which also refuses a read mode the rule does not define); the widths are checked later,
+/// against the tensors (`validate_dims`).
+fn built(spec: MemorySpec) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    Ok((build(&spec, 1)?, spec.read))
 }
 
 fn linear(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let (s, r) = spec_of("linear", p, &["loss_scale"])?;
-    built(s, r)
+    built(spec_of("linear", p, &["loss_scale"])?)
 }
 fn mlp(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let (s, r) = spec_of("mlp", p, &["loss_scale", "layers", "expansion", "activation", "residual"])?;
-    built(s, r)
+    built(spec_of("mlp", p, &["loss_scale", "layers", "expansion", "activation", "residual"])?)
 }
 fn framework(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let (s, r) = spec_of("framework", p, &["bias", "retention", "algorithm"])?;
-    built(s, r)
+    built(spec_of("framework", p, &["bias", "retention", "algorithm"])?)
 }
 fn miras_mlp(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let (mut s, r) = spec_of("framework", p, &["bias", "retention", "algorithm"])?;
+    let mut s = spec_of("framework", p, &["bias", "retention", "algorithm"])?;
     let e: usize = p["expansion"].parse().map_err(|_| anyhow::anyhow!("--param expansion: a positive integer"))?;
     let memory: Value = serde_yaml::from_str(&format!("{{kind: mlp, depth: 2, expansion: {e}}}"))?;
     s.rule.insert("memory".into(), memory);
-    built(s, r)
+    built(s)
 }
 fn moneta(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let (s, r) = spec_of("moneta", p, &["p", "q", "form"])?;
-    built(s, r)
+    built(spec_of("moneta", p, &["p", "q", "form"])?)
 }
 fn yaad(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let (s, r) = spec_of("yaad", p, &[])?;
-    built(s, r)
+    built(spec_of("yaad", p, &[])?)
 }
 fn memora(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    let (s, r) = spec_of("memora", p, &["scale"])?;
-    built(s, r)
+    built(spec_of("memora", p, &["scale"])?)
 }
 fn preset(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     let mut q = p.clone();
     q.insert("name".into(), p["preset"].clone());
-    let (s, r) = spec_of("preset", &q, &["name"])?;
-    built(s, r)
+    built(spec_of("preset", &q, &["name"])?)
 }
 
 /// Every rule `repro eval` knows.
