@@ -51,17 +51,6 @@ pub struct Check {
     pub run: fn(&CheckEnv) -> Result<Vec<Measurement>>,
 }
 
-/// libtorch's random generator is global to the process: two checks running on two threads (as `cargo test`
-/// runs the f64 and f32 passes) would interleave their draws and get different weights on every run. Checks
-/// that initialise a model from `tch::manual_seed` do it inside this lock, so their weights depend on the seed
-/// alone.
-pub fn with_torch_seed<T>(seed: u64, f: impl FnOnce() -> T) -> T {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    tch::manual_seed(seed as i64);
-    f()
-}
-
 /// Every check the code has, across papers.
 pub fn all_checks() -> Vec<Check> {
     let mut v = Vec::new();

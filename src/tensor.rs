@@ -45,6 +45,17 @@ pub fn round_to_kind(a: &Arr, kind: Kind) -> Arr {
     }
 }
 
+/// libtorch's random generator is global to the process: two threads that seed it and draw (as `cargo test`
+/// runs checks, trainings and tests side by side) interleave their draws and get different numbers on every run.
+/// Everything that seeds libtorch and draws from it (model initialisation, the capacity task's pairs) does it
+/// inside this lock, so what it draws depends on the seed alone.
+pub fn with_torch_seed<T>(seed: u64, f: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    tch::manual_seed(seed as i64);
+    f()
+}
+
 /// The seeded random source every check draws from (ChaCha8: the same seed gives the same inputs everywhere).
 pub struct Draw {
     rng: ChaCha8Rng,

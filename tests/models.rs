@@ -30,11 +30,12 @@ fn spec(kind: ModelKind, persistent: usize) -> ModelSpec {
 }
 
 fn build(s: &ModelSpec, seed: i64) -> (nn::VarStore, MemoryLm) {
-    tch::manual_seed(seed);
-    let vs = nn::VarStore::new(Device::Cpu);
     let rule = repro::memories::build(&s.memory, s.dim / s.heads).unwrap();
-    let m = MemoryLm::new(&vs.root(), s, VOCAB, rule);
-    (vs, m)
+    repro::tensor::with_torch_seed(seed as u64, || {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let m = MemoryLm::new(&vs.root(), s, VOCAB, rule);
+        (vs, m)
+    })
 }
 
 fn model(kind: ModelKind, persistent: usize, seed: i64) -> (nn::VarStore, MemoryLm) {
@@ -48,8 +49,7 @@ fn memory_model(name: &str, kind: ModelKind, seed: i64) -> (nn::VarStore, Memory
 }
 
 fn tokens(b: i64, t: i64, seed: i64) -> Tensor {
-    tch::manual_seed(seed);
-    Tensor::randint(VOCAB as i64, [b, t], (Kind::Int64, Device::Cpu))
+    repro::tensor::with_torch_seed(seed as u64, || Tensor::randint(VOCAB as i64, [b, t], (Kind::Int64, Device::Cpu)))
 }
 
 const KINDS: [ModelKind; 4] = [ModelKind::Lmm, ModelKind::Mac, ModelKind::Mag, ModelKind::Mal];
@@ -133,7 +133,6 @@ fn chunkwise_memory_with_chunk_one_equals_sequential_and_chunks_change_the_model
     let mut s = spec(ModelKind::Lmm, 2);
     let x = tokens(2, 13, 21);
     let run = |s: &ModelSpec| {
-        tch::manual_seed(22);
         let (_vs, m) = build(s, 22);
         tch::no_grad(|| m.forward(&x))
     };

@@ -99,8 +99,9 @@ fn load_err(text: &str, scale: &str, sets: &[&str]) -> String {
 
 /// Random f64 tensors of the given shapes, named.
 fn tensors(shapes: &[(&str, &[i64])]) -> Vec<(String, Tensor)> {
-    tch::manual_seed(5);
-    shapes.iter().map(|(n, s)| (n.to_string(), Tensor::rand(*s, (Kind::Double, Device::Cpu)) * 0.5)).collect()
+    repro::tensor::with_torch_seed(5, || {
+        shapes.iter().map(|(n, s)| (n.to_string(), Tensor::rand(*s, (Kind::Double, Device::Cpu)) * 0.5)).collect()
+    })
 }
 
 fn eval(rule: &str, inputs: &Path, out: &Path, imp: &str, params: &[&str]) -> Output {

@@ -104,38 +104,40 @@ pub fn capacity(cfg: &Experiment, seed: u64, device: Device) -> Result<Vec<(usiz
     let d = cfg.task.width as i64;
     let rule =
         crate::memories::build(&cfg.model.memory, cfg.task.width).map_err(|e| anyhow::anyhow!("model.memory: {e}"))?;
-    tch::manual_seed(seed as i64);
     let mut out = vec![];
-    for &n in &cfg.task.pairs {
-        let n = n as i64;
-        let unit = |t: Tensor| &t / t.norm_scalaropt_dim(2.0, [-1], true);
-        let k = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
-        let v = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
-        let gates: Vec<Tensor> = rule
-            .gates()
-            .iter()
-            .map(|g| Tensor::full([1, 1, n], g.value(g.init_logit), (Kind::Double, device)))
-            .collect();
-        let state: Vec<Tensor> = rule
-            .state(d as usize, d as usize)
-            .iter()
-            .map(|s| {
-                let mut shape = vec![1i64, 1];
-                shape.extend(s.shape.iter().map(|&x| x as i64));
-                match s.init {
-                    StateInit::Zeros => Tensor::zeros(shape.as_slice(), (Kind::Double, device)),
-                    StateInit::Constant { value } => Tensor::full(shape.as_slice(), value, (Kind::Double, device)),
-                    StateInit::Learned { std } => Tensor::randn(shape.as_slice(), (Kind::Double, device)) * std,
-                }
-            })
-            .collect();
-        let (_, fin) = tch::no_grad(|| rule.forward(&k, &v, &k, &gates, &state, ReadMode::AfterWrite));
-        // read every key from the final memory and match against all values
-        let read = tch::no_grad(|| rule.retrieve(&k, &fin)).squeeze_dim(0).squeeze_dim(0);
-        let sims = unit(read).matmul(&v.squeeze_dim(0).squeeze_dim(0).transpose(0, 1));
-        let hits = sims.argmax(-1, false).eq_tensor(&Tensor::arange(n, (Kind::Int64, device)));
-        out.push((n as usize, 100.0 * hits.to_kind(Kind::Double).mean(Kind::Double).double_value(&[])));
-    }
+    // the pairs come from libtorch's generator, seeded and drawn under the process-wide lock
+    crate::tensor::with_torch_seed(seed, || {
+        for &n in &cfg.task.pairs {
+            let n = n as i64;
+            let unit = |t: Tensor| &t / t.norm_scalaropt_dim(2.0, [-1], true);
+            let k = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
+            let v = unit(Tensor::randn([1, 1, n, d], (Kind::Double, device)));
+            let gates: Vec<Tensor> = rule
+                .gates()
+                .iter()
+                .map(|g| Tensor::full([1, 1, n], g.value(g.init_logit), (Kind::Double, device)))
+                .collect();
+            let state: Vec<Tensor> = rule
+                .state(d as usize, d as usize)
+                .iter()
+                .map(|s| {
+                    let mut shape = vec![1i64, 1];
+                    shape.extend(s.shape.iter().map(|&x| x as i64));
+                    match s.init {
+                        StateInit::Zeros => Tensor::zeros(shape.as_slice(), (Kind::Double, device)),
+                        StateInit::Constant { value } => Tensor::full(shape.as_slice(), value, (Kind::Double, device)),
+                        StateInit::Learned { std } => Tensor::randn(shape.as_slice(), (Kind::Double, device)) * std,
+                    }
+                })
+                .collect();
+            let (_, fin) = tch::no_grad(|| rule.forward(&k, &v, &k, &gates, &state, ReadMode::AfterWrite));
+            // read every key from the final memory and match against all values
+            let read = tch::no_grad(|| rule.retrieve(&k, &fin)).squeeze_dim(0).squeeze_dim(0);
+            let sims = unit(read).matmul(&v.squeeze_dim(0).squeeze_dim(0).transpose(0, 1));
+            let hits = sims.argmax(-1, false).eq_tensor(&Tensor::arange(n, (Kind::Int64, device)));
+            out.push((n as usize, 100.0 * hits.to_kind(Kind::Double).mean(Kind::Double).double_value(&[])));
+        }
+    });
     Ok(out)
 }
 

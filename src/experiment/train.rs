@@ -141,11 +141,13 @@ pub fn train(
     bar: &ProgressBar,
     stop_after: Option<usize>,
 ) -> Result<Trained> {
-    tch::manual_seed(seed as i64);
-    let vs = nn::VarStore::new(device);
     let rule = crate::memories::build(&cfg.model.memory, cfg.model.dim / cfg.model.heads)
         .map_err(|e| anyhow::anyhow!("model.memory: {e}"))?;
-    let model: Box<dyn LanguageModel> = Box::new(MemoryLm::new(&vs.root(), &cfg.model, task.vocab(), rule));
+    let (vs, model) = crate::tensor::with_torch_seed(seed, || {
+        let vs = nn::VarStore::new(device);
+        let model: Box<dyn LanguageModel> = Box::new(MemoryLm::new(&vs.root(), &cfg.model, task.vocab(), rule));
+        (vs, model)
+    });
     let mut opt = AdamW::new(&vs);
     let t = &cfg.training;
     let hash = config_hash(&serde_yaml::to_value(cfg)?);

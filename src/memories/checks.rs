@@ -176,7 +176,11 @@ fn gradient_check(
 /// The rule inside LMM and MAC mixers (D = 10, H = 2, d = 5, N_p = 2, T = 7, θ_max = 0.1; gate biases, learned
 /// initial states and persistent tokens moved off their initialisation) against the models' f64 reference.
 fn in_model_check(env: &CheckEnv, memory: &MemorySpec, chunk: usize) -> Result<Vec<Measurement>> {
-    let conditioned = build(memory, 5)?.ill_conditioned_in_f32() && env.kind != tch::Kind::Double;
+    // θ_max = 0.1 keeps every rule's recurrence bounded over the 9 tokens; at 0.5 Moneta's ℓ3 step (error squared)
+    // drives its MAC state to 1e24 in f64 too, where comparing precisions measures nothing
+    let memory = MemorySpec { max_lr: Some(0.1), ..memory.clone() };
+    let rule: Arc<dyn MemoryRule> = build(&memory, 5)?;
+    let conditioned = rule.ill_conditioned_in_f32() && env.kind != tch::Kind::Double;
     let tol = if conditioned { tolerance::TORCH_F32_ILL_CONDITIONED } else { tolerance::torch_vs_reference(env.kind) };
     let mut out = vec![];
     for kind in [ModelKind::Lmm, ModelKind::Mac] {
@@ -188,15 +192,13 @@ fn in_model_check(env: &CheckEnv, memory: &MemorySpec, chunk: usize) -> Result<V
             persistent_tokens: 2,
             segment_len: 4,
             window: 4,
-            // θ_max = 0.1 keeps every rule's recurrence bounded over the 9 tokens; at 0.5 Moneta's ℓ3 step (error
-            // squared) drives its MAC state to 1e24 in f64 too, where comparing precisions measures nothing
-            memory: MemorySpec { max_lr: Some(0.1), ..memory.clone() },
+            memory: memory.clone(),
             mac_combine: Default::default(),
             attention: Default::default(),
         };
-        let rule: Arc<dyn MemoryRule> = build(&spec.memory, 5)?;
+        let rule = rule.clone();
         let seed = env.seeds[0];
-        let (vs, model) = crate::check::with_torch_seed(seed, || {
+        let (vs, model) = crate::tensor::with_torch_seed(seed, || {
             let mut vs = nn::VarStore::new(env.device);
             let model = MemoryLm::new(&vs.root(), &spec, 5, rule);
             vs.set_kind(env.kind);

@@ -127,7 +127,7 @@ fn model_check(env: &CheckEnv, kind: ModelKind) -> Result<Vec<Measurement>> {
                 chunk: m.chunk_size,
                 loss_scale: 1.0,
             };
-            let (vs, model) = crate::check::with_torch_seed(seed, || {
+            let (vs, model) = crate::tensor::with_torch_seed(seed, || {
                 let mut vs = nn::VarStore::new(env.device);
                 let model = MemoryLm::new(&vs.root(), &case.spec, 7, std::sync::Arc::new(rule));
                 vs.set_kind(env.kind);
