@@ -16,6 +16,7 @@ pub mod memories;
 pub mod memory;
 pub mod miras;
 pub mod models;
+pub mod newton_schulz;
 pub mod registry;
 pub mod report;
 pub mod tensor;
