@@ -95,7 +95,7 @@ pub fn evaluate(
     })
 }
 
-/// The capacity task: store N random unit-norm key–value pairs in one pass with the rule of `model.memory`
+/// The capacity task: store N random unit-norm key–value pairs in one pass (or `task.passes`) with the rule of `model.memory`
 /// (one head of width `task.width`), every gate at the value a freshly built layer starts from (Titans: α ≈
 /// 0.018, η = ½, θ = max_lr/2; a pinned gate at its pin), the initial state at its initialisation; then read
 /// every key back. Recall is the share of keys whose read-out is closest (cosine) to its own value among the N
@@ -130,7 +130,11 @@ pub fn capacity(cfg: &Experiment, seed: u64, device: Device) -> Result<Vec<(usiz
                     }
                 })
                 .collect();
-            let (_, fin) = tch::no_grad(|| rule.forward(&k, &v, &k, &gates, &state, ReadMode::AfterWrite));
+            // `task.passes` writes of the whole list (1 = one pass)
+            let passes = cfg.task.passes.max(1) as i64;
+            let (kw, vw) = (k.repeat([1, 1, passes, 1]), v.repeat([1, 1, passes, 1]));
+            let gates: Vec<Tensor> = gates.iter().map(|g| g.repeat([1, 1, passes])).collect();
+            let (_, fin) = tch::no_grad(|| rule.forward(&kw, &vw, &kw, &gates, &state, ReadMode::AfterWrite));
             // read every key from the final memory and match against all values
             let read = tch::no_grad(|| rule.retrieve(&k, &fin)).squeeze_dim(0).squeeze_dim(0);
             let sims = unit(read).matmul(&v.squeeze_dim(0).squeeze_dim(0).transpose(0, 1));

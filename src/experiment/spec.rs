@@ -98,6 +98,13 @@ pub struct TaskSpec {
     /// key/value width of the memory probed by the capacity task
     #[serde(default = "d_width")]
     pub width: usize,
+    /// capacity: how many times the pairs are written in sequence before the read-out (1 = one pass; many
+    /// passes drive a memory toward the least-squares fit of the pairs, the capacity ATLAS' Prop. 1–2 bound)
+    #[serde(default = "d_passes")]
+    pub passes: usize,
+}
+fn d_passes() -> usize {
+    1
 }
 fn d_vocab() -> usize {
     64
@@ -612,6 +619,9 @@ impl Study {
                 }
                 if k.width == 0 {
                     return Err(f("task.width", "must be at least 1 (the key/value width of the probed memory)"));
+                }
+                if k.passes == 0 {
+                    return Err(f("task.passes", "must be at least 1 (how many times the pairs are written)"));
                 }
             }
             TaskKind::LmChar => {
