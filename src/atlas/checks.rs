@@ -44,6 +44,11 @@ pub fn checks() -> Vec<Check> {
             run: omega_ridge,
         },
         Check {
+            name: "atlas_deep_transformer_linear",
+            summary: "Eqs. 24–26: linear-memory DeepTransformer (Hebbian writes v φ_p(k)ᵀ, read φ_p(q); reference and tch) at degree 8 = unnormalised causal attention Σ v_i exp(q_tᵀk_i), and with the normaliser z_t = softmax attention, written directly (Taylor remainder ≤ e/9!); tch vs reference",
+            run: deep_transformer_linear,
+        },
+        Check {
             name: "atlas_newton_schulz_band",
             summary: "§5: NS-5 quintic output singular values (SVD) in [0.6, 1.25] for random, tall and ill-conditioned (cond 100) inputs (reference and tch); cubic NS-40 singular values = 1 to 1e-6",
             run: newton_schulz_band,
@@ -435,6 +440,52 @@ fn omega_ridge(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 &m.into_dyn(),
                 &closed.into_dyn(),
                 tolerance::equivalence(env.kind).max(1e-9),
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+fn deep_transformer_linear(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    use super::deep_transformers::{reference, torch};
+    let mut out = vec![];
+    let f = PolyFeatures { degree: 8 };
+    let (t, d, d_v) = (9usize, 3usize, 4usize);
+    for &seed in &env.seeds {
+        let r = &mut Draw::new(seed + 11);
+        // unit keys and queries (the paper normalises q, k): |qᵀk| ≤ 1, Taylor remainder ≤ e/9! = 7.5e-6 per term
+        let k = arr2(&round_to_kind(&r.unit_rows(&[t, d]), env.kind));
+        let q = arr2(&round_to_kind(&r.unit_rows(&[t, d]), env.kind));
+        let v = arr2(&round_to_kind(&r.normal(&[t, d_v], 1.0), env.kind));
+        let weights = Array2::from_shape_fn((t, t), |(s, i)| if i <= s { q.row(s).dot(&k.row(i)).exp() } else { 0.0 });
+        let unnormalised = weights.dot(&v);
+        let norm = weights.sum_axis(Axis(1)).insert_axis(Axis(1));
+        let softmax = &unnormalised / &norm;
+        let t4 = |a: &Array2<f64>| to_tch(&a.clone().into_dyn(), env.kind, env.device).unsqueeze(0).unsqueeze(0);
+        for (normalized, direct, what) in
+            [(false, &unnormalised, "unnormalised attention"), (true, &softmax, "softmax attention")]
+        {
+            let y_ref = reference::forward(&f, &k, &v, &q, normalized);
+            let tag = format!("p = 8, T = {t}, seed {seed}");
+            out.push(Measurement::compare(
+                format!("reference y vs {what} ({tag})"),
+                &y_ref.clone().into_dyn(),
+                &direct.clone().into_dyn(),
+                1e-5,
+            )?);
+            let y = tch::no_grad(|| torch::forward(&f, &t4(&k), &t4(&v), &t4(&q), normalized));
+            let y = arr2(&from_tch(&y.squeeze_dim(0).squeeze_dim(0))?);
+            out.push(Measurement::compare(
+                format!("tch y vs reference ({what}, {tag})"),
+                &y.clone().into_dyn(),
+                &y_ref.into_dyn(),
+                tolerance::torch_vs_reference(env.kind),
+            )?);
+            out.push(Measurement::compare(
+                format!("tch y vs {what} ({tag})"),
+                &y.into_dyn(),
+                &direct.clone().into_dyn(),
+                1e-5,
             )?);
         }
     }
