@@ -39,6 +39,11 @@ pub fn checks() -> Vec<Check> {
             run: omega_unweighted_sum,
         },
         Check {
+            name: "atlas_swla_direct",
+            summary: "Eqs. 20/51/55: the dot-product bias on the window (reference and tch, sequential) = M_t = (1−α_t)M_{t−1} + θ_t Σ_i γ_i v_i φ_iᵀ written directly: c = 1, φ = id (DLA linear = gated linear attention) and c = 3, p = 2 (SWLA), truncated at the start",
+            run: swla_direct,
+        },
+        Check {
             name: "atlas_omega_ridge",
             summary: "Eq. 14: linear Omega memory on a fixed window repeated to convergence (reference sequential, tch chunkwise) = weighted ridge VᵀΓΦ(ΦᵀΓΦ + α/2θ I)⁻¹ (α > 0, p = 2) and minimum-norm VᵀΓK(KᵀΓK)⁺ (α = 0, φ = id), ndarray-linalg solves",
             run: omega_ridge,
@@ -127,7 +132,7 @@ fn torch_run(
 }
 
 fn linear(window: usize, degree: usize, muon: Option<Muon>) -> OmegaConfig {
-    OmegaConfig { window, features: PolyFeatures { degree }, mlp: None, muon }
+    OmegaConfig { window, features: PolyFeatures { degree }, mlp: None, muon, bias: omega::Bias::L2 }
 }
 
 fn poly_features(env: &CheckEnv) -> Result<Vec<Measurement>> {
@@ -359,6 +364,64 @@ fn omega_unweighted_sum(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 format!("tch M_T vs Eq. 15 window sum ({tag})"),
                 &m.into_dyn(),
                 &m_w.into_dyn(),
+                tolerance::equivalence(env.kind),
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+fn swla_direct(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        for (c, degree) in [(1usize, 1usize), (3, 2)] {
+            let cfg = OmegaConfig { bias: omega::Bias::Dot, ..linear(c, degree, None) };
+            let f = cfg.features;
+            let t = 23;
+            let x = draw_inputs(
+                seed + c as u64,
+                t,
+                4,
+                3,
+                &cfg,
+                [(0.0, 0.2), (0.0, 0.0), (0.05, 0.3), (0.2, 1.0)],
+                env.kind,
+            );
+            // M_t = (1 − α_t) M_{t−1} + θ_t Σ_{i ∈ W_t} γ_i v_i φ_iᵀ,  y_t = M_t φ(q_t)
+            let phis = features::reference::phi_rows(&f, x.k.view());
+            let mut m = x.m0[0].clone();
+            let mut y_d = Array2::zeros((t, 3));
+            for s_ in 0..t {
+                let lo = (s_ + 1).saturating_sub(c);
+                let gv = &x.v.slice(s![lo..=s_, ..]) * &x.gamma.slice(s![lo..=s_]).insert_axis(Axis(1));
+                m = &m * (1.0 - x.alpha[s_]) + gv.t().dot(&phis.slice(s![lo..=s_, ..])) * x.theta[s_];
+                y_d.row_mut(s_).assign(&m.dot(&features::reference::phi(&f, x.q.row(s_))));
+            }
+            let o = omega::reference::forward(&cfg, &x, 1, ReadMode::AfterWrite);
+            let tag = format!("c = {c}, p = {degree}, T = {t}, seed {seed}");
+            out.push(Measurement::compare(
+                format!("reference y vs direct ({tag})"),
+                &o.y.into_dyn(),
+                &y_d.clone().into_dyn(),
+                tolerance::ALGEBRAIC_F64,
+            )?);
+            out.push(Measurement::compare(
+                format!("reference M_T vs direct ({tag})"),
+                &o.m[0].clone().into_dyn(),
+                &m.clone().into_dyn(),
+                tolerance::ALGEBRAIC_F64,
+            )?);
+            let (y, mt) = torch_run(env, &cfg, &x, 1)?;
+            out.push(Measurement::compare(
+                format!("tch y vs direct ({tag})"),
+                &y.into_dyn(),
+                &y_d.into_dyn(),
+                tolerance::equivalence(env.kind),
+            )?);
+            out.push(Measurement::compare(
+                format!("tch M_T vs direct ({tag})"),
+                &mt.into_dyn(),
+                &m.into_dyn(),
                 tolerance::equivalence(env.kind),
             )?);
         }

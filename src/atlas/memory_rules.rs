@@ -43,6 +43,8 @@ pub struct Shape {
     pub expansion: usize,
     pub activation: crate::titans::mlp_memory::Activation,
     pub residual: bool,
+    /// `l2` (the Omega rule) or `dot` (DLA / SWLA, linear memory only)
+    pub bias: omega::Bias,
 }
 
 /// The ceiling of `θ` (and of Atlas' `λ`) when `max_lr` is not given.
@@ -81,7 +83,17 @@ impl OmegaRule {
             activation: shape.activation,
             residual: shape.residual,
         });
-        let config = OmegaConfig { window: shape.window, features: PolyFeatures { degree: shape.degree }, mlp, muon };
+        anyhow::ensure!(
+            shape.bias == omega::Bias::L2 || shape.layers == 1,
+            "{kind}: bias dot (DLA / SWLA) is implemented for the linear memory only (layers: 1)"
+        );
+        let config = OmegaConfig {
+            window: shape.window,
+            features: PolyFeatures { degree: shape.degree },
+            mlp,
+            muon,
+            bias: shape.bias,
+        };
         Ok(Self { config, gates, chunk: chunk.max(1), expansion: shape.expansion })
     }
     /// The configuration with the deep memory's hidden width set for keys of width `d_k`.
@@ -102,7 +114,11 @@ impl OmegaRule {
 
 impl MemoryRule for OmegaRule {
     fn name(&self) -> String {
-        let which = if self.config.muon.is_some() { "atlas" } else { "omega" };
+        let which = match (self.config.muon.is_some(), self.config.bias) {
+            (true, _) => "atlas",
+            (false, omega::Bias::L2) => "omega",
+            (false, omega::Bias::Dot) => "omega-dot (DLA/SWLA)",
+        };
         let mem = match &self.config.mlp {
             None => "linear".to_string(),
             Some(m) => format!("mlp L_M={} x{} {}", m.layers, self.expansion, m.activation.name()),

@@ -48,6 +48,18 @@ pub struct Muon {
     pub steps: usize,
 }
 
+/// The attentional bias of the window objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Bias {
+    /// `‖M(φ_i) − v_i‖²`: the Omega rule (OmegaNet, Atlas)
+    #[default]
+    L2,
+    /// `−⟨M φ_i, v_i⟩` (linear memory only): DLA with `c = 1` (Eqs. 19, 50–51: gated linear attention) and SWLA
+    /// with `c > 1` (Eqs. 20, 54–55), whose gradient `−Σ γ_i v_i φ_iᵀ` does not depend on `M`. The sign is the
+    /// one that makes the printed `+v φᵀ` write a descent step (catalog ⚠ at Eqs. 19, 45, 55).
+    Dot,
+}
+
 /// One Omega-rule memory.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct OmegaConfig {
@@ -58,6 +70,7 @@ pub struct OmegaConfig {
     pub mlp: Option<MlpConfig>,
     /// `None`: OmegaNet (GD with momentum); `Some`: Atlas
     pub muon: Option<Muon>,
+    pub bias: Bias,
 }
 
 impl OmegaConfig {
@@ -136,6 +149,14 @@ pub mod reference {
         for i in 0..phis.nrows() {
             let (p, v, gam) = (phis.row(i), vs.row(i), gammas[i]);
             match &cfg.mlp {
+                None if cfg.bias == super::Bias::Dot => {
+                    // ∇(−⟨Mφ, v⟩) = −v φᵀ
+                    for r in 0..v.len() {
+                        for c in 0..p.len() {
+                            g[0][[r, c]] -= gam * v[r] * p[c];
+                        }
+                    }
+                }
                 None => {
                     let e = m[0].dot(&p) - v;
                     for r in 0..e.len() {
@@ -145,6 +166,7 @@ pub mod reference {
                     }
                 }
                 Some(mlp) => {
+                    assert!(cfg.bias == super::Bias::L2, "the dot-product bias is implemented for the linear memory");
                     for (gl, ul) in g.iter_mut().zip(inner_grad(m, mlp, p, v, 1.0)) {
                         *gl = &*gl + &(ul * gam);
                     }
@@ -253,6 +275,10 @@ pub mod torch {
     /// `vs [B, H, N, d_v]`; returns per layer `[B, H, len, rows, cols]`.
     fn chunk_grads(cfg: &OmegaConfig, m: &[Tensor], w: &Tensor, phis: &Tensor, vs: &Tensor) -> Vec<Tensor> {
         match &cfg.mlp {
+            None if cfg.bias == super::Bias::Dot => {
+                // ∇J_n = −Σ_i w_{ni} v_i φ_iᵀ (independent of M)
+                vec![-Tensor::einsum("bhni,bhiv,bhid->bhnvd", &[w, vs, phis], None::<i64>)]
+            }
             None => {
                 // ∇J_n = 2 Σ_i w_{ni} (M_s φ_i − v_i) φ_iᵀ, as one einsum (Eq. 16's mask applied to the errors)
                 let e = read(cfg, m, phis) - vs;

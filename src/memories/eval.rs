@@ -124,7 +124,7 @@ fn yaad(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)>
 fn memora(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     built(spec_of("memora", p, &["scale"])?)
 }
-const OMEGA: [ParamSpec; 6] = [
+const OMEGA: [ParamSpec; 7] = [
     ParamSpec { name: "window", default: "4", meaning: "c, the Omega window (1 = online delta rule)" },
     ParamSpec { name: "degree", default: "2", meaning: "p of the polynomial features φ (a_j = 1/j!); 1 = φ(x) = x" },
     ParamSpec { name: "layers", default: "1", meaning: "1 = linear memory M (d_v × D); ≥ 2 = MLP memory on φ(k)" },
@@ -135,9 +135,14 @@ const OMEGA: [ParamSpec; 6] = [
         default: "false",
         meaning: "deep memory: M(x) = x + MLP(x) (needs degree 1, d_k = d_v)",
     },
+    ParamSpec {
+        name: "bias",
+        default: "l2",
+        meaning: "l2 (the Omega rule) or dot (−⟨Mφ, v⟩: DLA with window 1, SWLA with window > 1; linear memory)",
+    },
 ];
 fn omega(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
-    built(spec_of("omega", p, &["window", "degree", "layers", "expansion", "activation", "residual"])?)
+    built(spec_of("omega", p, &["window", "degree", "layers", "expansion", "activation", "residual", "bias"])?)
 }
 fn atlas(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     built(spec_of(
@@ -236,8 +241,8 @@ pub fn families() -> Vec<RuleFamily> {
         },
         RuleFamily {
             name: "atlas.omega",
-            summary: "ATLAS Omega rule / OmegaNet (Eqs. 9–11, 15–16, 56): window-c ℓ2 objective on polynomial features, GD with momentum; gates alpha, eta, theta, gamma; state M, S and the window halo",
-            params: &[OMEGA[0], OMEGA[1], OMEGA[2], OMEGA[3], OMEGA[4], OMEGA[5], READ, CHUNK],
+            summary: "ATLAS Omega rule / OmegaNet (Eqs. 9–11, 15–16, 56): window-c ℓ2 objective on polynomial features, GD with momentum; gates alpha, eta, theta, gamma; state M, S and the window halo. --param bias=dot: DLA (window 1) / SWLA (Eqs. 19–20, 50–55)",
+            params: &[OMEGA[0], OMEGA[1], OMEGA[2], OMEGA[3], OMEGA[4], OMEGA[5], OMEGA[6], READ, CHUNK],
             build: omega,
         },
         RuleFamily {

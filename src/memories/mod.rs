@@ -14,7 +14,8 @@
 //! | `yaad` | MIRAS Yaad, Eq. 26 | — |
 //! | `memora` | MIRAS Memora, Eq. 27 (chunkwise Eqs. 30–32) | `scale: 1` |
 //! | `preset` | a published recurrence of MIRAS Table 1 | `name: linear-attention\|retnet\|mamba2\|deltanet\|gated-deltanet\|longhorn\|ttt-linear\|titans-lmm` |
-//! | `omega` | ATLAS Omega rule with polynomial features, GD with momentum (OmegaNet with `layers: 2`; Eqs. 9–11, 15–16, 56) | `window: 4`, `degree: 2` (1 = no polynomial map), `layers: 1` (linear), `expansion: 4`, `activation: silu\|gelu\|identity`, `residual: false` |
+//! | `omega` | ATLAS Omega rule with polynomial features, GD with momentum (OmegaNet with `layers: 2`; Eqs. 9–11, 15–16, 56) | `window: 4`, `degree: 2` (1 = no polynomial map), `layers: 1` (linear), `expansion: 4`, `activation: silu\|gelu\|identity`, `residual: false`, `bias: l2\|dot` |
+//! | `omega` with `bias: dot` | ATLAS DLA (`window: 1`, Eqs. 19, 50–51) / SWLA (`window > 1`, Eqs. 20, 54–55): the dot-product bias −⟨Mφ(k), v⟩, linear memory | the `omega` fields |
 //! | `atlas` | ATLAS Atlas: the Omega rule with Muon (Newton–Schulz momentum; Eqs. 32–33, 40–41, 57–58) | the `omega` fields, `ns_steps: 5`, `ns_kind: quintic_muon\|cubic` |
 
 pub mod checks;
@@ -92,6 +93,8 @@ pub enum RuleChoice {
         activation: ActivationName,
         #[serde(default)]
         residual: bool,
+        #[serde(default)]
+        bias: OmegaBias,
     },
     Atlas {
         #[serde(default = "d_window")]
@@ -110,7 +113,29 @@ pub enum RuleChoice {
         ns_steps: usize,
         #[serde(default)]
         ns_kind: crate::newton_schulz::Kind,
+        #[serde(default)]
+        bias: OmegaBias,
     },
+}
+
+/// The attentional bias of the `omega` / `atlas` window objective, as YAML spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum OmegaBias {
+    /// `‖M(φ(k)) − v‖²`, the Omega rule
+    #[default]
+    L2,
+    /// `−⟨M φ(k), v⟩` (linear memory): DLA (`window: 1`) / SWLA (`window > 1`)
+    Dot,
+}
+
+impl From<OmegaBias> for crate::atlas::omega::Bias {
+    fn from(b: OmegaBias) -> Self {
+        match b {
+            OmegaBias::L2 => Self::L2,
+            OmegaBias::Dot => Self::Dot,
+        }
+    }
 }
 
 /// The activation inside Titans' deep memory, as YAML spells it.
@@ -185,8 +210,10 @@ fn rule_fields(kind: &str) -> &'static [&'static str] {
         "moneta" => &["p", "q", "form"],
         "memora" => &["scale"],
         "preset" => &["name"],
-        "omega" => &["window", "degree", "layers", "expansion", "activation", "residual"],
-        "atlas" => &["window", "degree", "layers", "expansion", "activation", "residual", "ns_steps", "ns_kind"],
+        "omega" => &["window", "degree", "layers", "expansion", "activation", "residual", "bias"],
+        "atlas" => {
+            &["window", "degree", "layers", "expansion", "activation", "residual", "ns_steps", "ns_kind", "bias"]
+        }
         _ => &[],
     }
 }
@@ -395,7 +422,7 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
             sequential_only("a preset")?;
             Arc::new(MirasPreset { preset: name, settings: miras })
         }
-        RuleChoice::Omega { window, degree, layers, expansion, activation, residual } => {
+        RuleChoice::Omega { window, degree, layers, expansion, activation, residual, bias } => {
             let shape = crate::atlas::memory_rules::Shape {
                 window,
                 degree,
@@ -403,12 +430,13 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
                 expansion,
                 activation: activation.into(),
                 residual,
+                bias: bias.into(),
             };
             let gates =
                 crate::atlas::memory_rules::OmegaGates { max_lr, momentum: spec.momentum, forgetting: spec.forgetting };
             Arc::new(crate::atlas::memory_rules::OmegaRule::new(shape, None, gates, chunk)?)
         }
-        RuleChoice::Atlas { window, degree, layers, expansion, activation, residual, ns_steps, ns_kind } => {
+        RuleChoice::Atlas { window, degree, layers, expansion, activation, residual, ns_steps, ns_kind, bias } => {
             let shape = crate::atlas::memory_rules::Shape {
                 window,
                 degree,
@@ -416,6 +444,7 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
                 expansion,
                 activation: activation.into(),
                 residual,
+                bias: bias.into(),
             };
             let gates =
                 crate::atlas::memory_rules::OmegaGates { max_lr, momentum: spec.momentum, forgetting: spec.forgetting };
@@ -456,5 +485,6 @@ pub fn examples() -> Vec<(&'static str, &'static str)> {
         ("atlas-omeganet", "{kind: omega, window: 2, degree: 2, layers: 2, expansion: 1}"),
         ("atlas-atlas-linear", "{kind: atlas, window: 3, degree: 2}"),
         ("atlas-atlas-deep", "{kind: atlas, window: 2, degree: 2, layers: 2, expansion: 1}"),
+        ("atlas-swla", "{kind: omega, window: 3, degree: 2, bias: dot}"),
     ]
 }
