@@ -5,6 +5,7 @@
 //! (token by token, hand-derived gradients) and a tch implementation (batched, autograd, CPU or CUDA) — and
 //! `papers/<key>.yaml` records which check verifies it. Conventions are fixed once in [`memory`].
 
+pub mod atlas;
 pub mod bench;
 pub mod bench_peers;
 pub mod check;
