@@ -261,5 +261,6 @@ rule_checks! {
     check_preset_gated_deltanet => "preset-gated-deltanet", "memory_preset_gated_deltanet", "memory interface, preset gated-deltanet: tch vs reference, autograd vs FD, inside LMM/MAC";
     check_preset_longhorn => "preset-longhorn", "memory_preset_longhorn", "memory interface, preset longhorn: tch vs reference, autograd vs FD, inside LMM/MAC";
     check_preset_ttt_linear => "preset-ttt-linear", "memory_preset_ttt_linear", "memory interface, preset ttt-linear: tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_tnt => "tnt", "memory_tnt", "memory interface, TNT hierarchy (C_G = 1 and 3, local memories C_L = 2 and 1, S_L = 4, Q-K projection): tch vs reference, autograd vs FD, inside LMM/MAC";
     check_preset_titans_lmm => "preset-titans-lmm", "memory_preset_titans_lmm", "memory interface, preset titans-lmm: tch vs reference, autograd vs FD, inside LMM/MAC";
 }

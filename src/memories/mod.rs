@@ -13,6 +13,7 @@
 //! | `moneta` | MIRAS Moneta, Eqs. 24–25 (chunkwise Eq. 28–29; `max_lr` default 0.02) | `p: 3`, `q: 4`, `form: mirror\|printed` |
 //! | `yaad` | MIRAS Yaad, Eq. 26 | — |
 //! | `memora` | MIRAS Memora, Eq. 27 (chunkwise Eqs. 30–32) | `scale: 1` |
+//! | `tnt` | TNT's hierarchy, Eqs. 5–7 / 13–15: global memory with chunk `C_G` = the layer's `chunk_size`, local memories reset every `shard` tokens, Q-K projection | `local_chunks: [C_L, …]` (required), `shard: S_L` (required, a multiple of every `C_L`), `qk_projection: true`, `global_memory: true`, `loss_scale: 1` |
 //! | `preset` | a published recurrence of MIRAS Table 1 | `name: linear-attention\|retnet\|mamba2\|deltanet\|gated-deltanet\|longhorn\|ttt-linear\|titans-lmm` |
 
 pub mod checks;
@@ -27,6 +28,8 @@ use crate::miras::presets::Preset;
 use crate::models::spec::MemorySpec;
 use crate::titans::memory_rules::{TitansGates, TitansLinear, TitansMlp};
 use crate::titans::mlp_memory::Activation;
+use crate::tnt::hierarchy::TntConfig;
+use crate::tnt::memory_rules::TntLinear;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -77,6 +80,21 @@ pub enum RuleChoice {
     Preset {
         name: Preset,
     },
+    /// TNT's hierarchy (arXiv 2511.07343, `crate::tnt`); the layer's `chunk_size` is the global chunk `C_G`
+    Tnt {
+        local_chunks: Vec<usize>,
+        shard: usize,
+        #[serde(default = "yes")]
+        qk_projection: bool,
+        #[serde(default = "yes")]
+        global_memory: bool,
+        #[serde(default = "d_scale")]
+        loss_scale: f64,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The activation inside Titans' deep memory, as YAML spells it.
@@ -128,7 +146,7 @@ fn d_scale() -> f64 {
 }
 
 /// Every kind (for messages and `--help`).
-pub const KINDS: [&str; 7] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset"];
+pub const KINDS: [&str; 8] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "tnt"];
 
 /// The rule fields of each kind (besides `kind`), for messages.
 fn rule_fields(kind: &str) -> &'static [&'static str] {
@@ -139,6 +157,7 @@ fn rule_fields(kind: &str) -> &'static [&'static str] {
         "moneta" => &["p", "q", "form"],
         "memora" => &["scale"],
         "preset" => &["name"],
+        "tnt" => &["local_chunks", "shard", "qk_projection", "global_memory", "loss_scale"],
         _ => &[],
     }
 }
@@ -257,7 +276,8 @@ pub fn field_of(msg: &str) -> String {
     }
     if let Some((head, _)) = msg.split_once(':') {
         if let Some(field) = head.trim().rsplit(' ').next() {
-            if ["layers", "expansion", "loss_scale", "chunk_size", "max_lr", "read", "p", "q", "scale"].contains(&field)
+            if ["layers", "expansion", "loss_scale", "chunk_size", "max_lr", "read", "p", "q", "scale", "local_chunks", "shard"]
+                .contains(&field)
             {
                 return format!(".{field}");
             }
@@ -325,6 +345,11 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
             sequential_only("a preset")?;
             Arc::new(MirasPreset { preset: name, settings: miras })
         }
+        RuleChoice::Tnt { local_chunks, shard, qk_projection, global_memory, loss_scale } => {
+            let config = TntConfig { global_chunk: chunk, local_chunks, shard, qk_projection, global_memory, loss_scale };
+            config.validate()?;
+            Arc::new(TntLinear { config, max_lr, momentum: spec.momentum, forgetting: spec.forgetting })
+        }
     };
     if spec.read == crate::memory::ReadMode::BeforeWrite && !rule.reads_before_write() {
         bail!("read: before-write is not defined for {} (it reads after the write)", rule.name());
@@ -352,5 +377,6 @@ pub fn examples() -> Vec<(&'static str, &'static str)> {
         ("preset-longhorn", "{kind: preset, name: longhorn}"),
         ("preset-ttt-linear", "{kind: preset, name: ttt-linear}"),
         ("preset-titans-lmm", "{kind: preset, name: titans-lmm}"),
+        ("tnt", "{kind: tnt, local_chunks: [2, 1], shard: 4}"),
     ]
 }
