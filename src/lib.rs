@@ -23,6 +23,7 @@ pub mod registry;
 pub mod report;
 pub mod tensor;
 pub mod titans;
+pub mod tnt;
 pub mod tolerance;
 pub mod verify;
 

@@ -153,6 +153,9 @@ pub struct TrainingSpec {
     /// log the loss every this many steps
     #[serde(default = "d_log")]
     pub log_every: usize,
+    /// training in stages inside one run, each with its own overrides and steps (TNT §4.2; `super::stages`)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<super::stages::StageSpec>,
 }
 fn d_wd() -> f64 {
     0.1
@@ -551,6 +554,7 @@ impl Study {
         if e.task.kind != TaskKind::Capacity && t.steps == 0 {
             return Err(f("training.steps", "must be at least 1"));
         }
+        super::stages::validate(e).map_err(|(path, msg)| f(&path, &msg))?;
         let m = &e.model;
         if m.dim == 0 || m.heads == 0 || !m.dim.is_multiple_of(m.heads) {
             return Err(blame(

@@ -141,6 +141,9 @@ pub fn train(
     bar: &ProgressBar,
     stop_after: Option<usize>,
 ) -> Result<Trained> {
+    if !cfg.training.stages.is_empty() {
+        return super::stages::train_stages(cfg, task, seed, device, dir, bar, stop_after);
+    }
     let rule = crate::memories::build(&cfg.model.memory, cfg.model.dim / cfg.model.heads)
         .map_err(|e| anyhow::anyhow!("model.memory: {e}"))?;
     let (vs, model) = crate::tensor::with_torch_seed(seed, || {
