@@ -58,6 +58,7 @@ pub fn all_checks() -> Vec<Check> {
     v.extend(crate::miras::checks());
     v.extend(crate::models::checks::checks());
     v.extend(crate::memories::checks::checks());
+    v.extend(crate::nl::checks());
     v
 }
 

@@ -40,7 +40,10 @@ ablations:
 "#;
 
 fn study(optimizer: &str) -> String {
-    MICRO.replace("OPTIMIZER\n", &if optimizer.is_empty() { String::new() } else { format!("  optimizer: {optimizer}\n") })
+    MICRO.replace(
+        "OPTIMIZER\n",
+        &if optimizer.is_empty() { String::new() } else { format!("  optimizer: {optimizer}\n") },
+    )
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {

@@ -53,8 +53,9 @@ impl Dmgd {
             let x = &p.params[i];
             let (c, h) = (cols(x), cfg.hidden as i64);
             let opts = (x.kind(), x.device());
-            let w1 = crate::tensor::with_torch_seed(w1_seed(i), || Tensor::randn([h, c], (Kind::Double, tch::Device::Cpu)))
-                / (c as f64).sqrt();
+            let w1 =
+                crate::tensor::with_torch_seed(w1_seed(i), || Tensor::randn([h, c], (Kind::Double, tch::Device::Cpu)))
+                    / (c as f64).sqrt();
             let w1 = w1.to_kind(opts.0).to_device(opts.1);
             let b = x.zeros_like();
             p.slots[i].push(("dmgd_b", b));

@@ -234,9 +234,12 @@ pub fn build(spec: &OptimizerSpec, vs: &nn::VarStore) -> Result<Box<dyn Optimize
         OptimizerSpec::Muon { beta, ns, ns_steps, rms_match } => {
             Box::new(muon::Muon::new(base, muon::MuonConfig { beta, ns: ns.into(), ns_steps, rms_match }))
         }
-        OptimizerSpec::M3 { beta1, beta2, beta3, alpha, eps, frequency, moments, ns, ns_steps } => Box::new(
-            m3::M3::new(base, m3::M3Config { beta1, beta2, beta3, alpha, eps, frequency, moments, ns: ns.into(), ns_steps }),
-        ),
+        OptimizerSpec::M3 { beta1, beta2, beta3, alpha, eps, frequency, moments, ns, ns_steps } => {
+            Box::new(m3::M3::new(
+                base,
+                m3::M3Config { beta1, beta2, beta3, alpha, eps, frequency, moments, ns: ns.into(), ns_steps },
+            ))
+        }
         OptimizerSpec::Dmgd { beta, inner_lr, hidden } => {
             Box::new(dmgd::Dmgd::new(base, dmgd::DmgdConfig { beta, inner_lr, hidden }))
         }
