@@ -60,6 +60,7 @@ pub fn all_checks() -> Vec<Check> {
     v.extend(crate::tnt::checks());
     v.extend(crate::models::checks::checks());
     v.extend(crate::memories::checks::checks());
+    v.extend(crate::nl::checks());
     v
 }
 

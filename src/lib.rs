@@ -19,6 +19,8 @@ pub mod memory;
 pub mod miras;
 pub mod models;
 pub mod newton_schulz;
+pub mod nl;
+pub mod optim;
 pub mod registry;
 pub mod report;
 pub mod tensor;
