@@ -3,7 +3,9 @@
 
 pub mod lock;
 pub mod runner;
+pub mod select;
 pub mod spec;
 pub mod store;
+pub mod sweep;
 pub mod tasks;
 pub mod train;
