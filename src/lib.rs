@@ -7,6 +7,7 @@
 
 pub mod atlas;
 pub mod bench;
+pub mod bench_peers;
 pub mod check;
 pub mod cli;
 pub mod device;
@@ -18,10 +19,13 @@ pub mod memory;
 pub mod miras;
 pub mod models;
 pub mod newton_schulz;
+pub mod nl;
+pub mod optim;
 pub mod registry;
 pub mod report;
 pub mod tensor;
 pub mod titans;
+pub mod tnt;
 pub mod tolerance;
 pub mod verify;
 

@@ -151,6 +151,9 @@ fn atlas(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)
         &["window", "degree", "layers", "expansion", "activation", "residual", "ns_steps", "ns_kind"],
     )?)
 }
+fn tnt(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    built(spec_of("tnt", p, &["local_chunks", "shard", "qk_projection", "global_memory"])?)
+}
 fn preset(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     let mut q = p.clone();
     q.insert("name".into(), p["preset"].clone());
@@ -211,6 +214,18 @@ pub fn families() -> Vec<RuleFamily> {
                 meaning: "linear-attention, retnet, mamba2, deltanet, gated-deltanet, longhorn, ttt-linear, titans-lmm",
             }],
             build: preset,
+        },
+        RuleFamily {
+            name: "tnt.hierarchy",
+            summary: "TNT Eqs. 5–7 / 13–15: global memory (chunk C_G = chunk_size) + local memories reset every S_L tokens, Q-K projection",
+            params: &[
+                ParamSpec { name: "local_chunks", default: "[8]", meaning: "C_L of each local memory (a YAML list)" },
+                ParamSpec { name: "shard", default: "16", meaning: "S_L, the shard length (a multiple of every C_L)" },
+                ParamSpec { name: "qk_projection", default: "true", meaning: "project local-read queries onto the shard's keys (Eq. 7)" },
+                ParamSpec { name: "global_memory", default: "true", meaning: "include the global memory (Eq. 5)" },
+                CHUNK_16,
+            ],
+            build: tnt,
         },
         RuleFamily {
             name: "miras.moneta",

@@ -13,6 +13,7 @@
 //! | `moneta` | MIRAS Moneta, Eqs. 24–25 (chunkwise Eq. 28–29; `max_lr` default 0.02) | `p: 3`, `q: 4`, `form: mirror\|printed` |
 //! | `yaad` | MIRAS Yaad, Eq. 26 | — |
 //! | `memora` | MIRAS Memora, Eq. 27 (chunkwise Eqs. 30–32) | `scale: 1` |
+//! | `tnt` | TNT's hierarchy, Eqs. 5–7 / 13–15: global memory with chunk `C_G` = the layer's `chunk_size`, local memories reset every `shard` tokens, Q-K projection | `local_chunks: [C_L, …]` (required), `shard: S_L` (required, a multiple of every `C_L`), `qk_projection: true`, `global_memory: true`, `loss_scale: 1` |
 //! | `preset` | a published recurrence of MIRAS Table 1 | `name: linear-attention\|retnet\|mamba2\|deltanet\|gated-deltanet\|longhorn\|ttt-linear\|titans-lmm` |
 //! | `omega` | ATLAS Omega rule with polynomial features, GD with momentum (OmegaNet with `layers: 2`; Eqs. 9–11, 15–16, 56) | `window: 4`, `degree: 2` (1 = no polynomial map), `layers: 1` (linear), `expansion: 4`, `activation: silu\|gelu\|identity`, `residual: false`, `bias: l2\|dot` |
 //! | `omega` with `bias: dot` | ATLAS DLA (`window: 1`, Eqs. 19, 50–51) / SWLA (`window > 1`, Eqs. 20, 54–55): the dot-product bias −⟨Mφ(k), v⟩, linear memory | the `omega` fields |
@@ -30,6 +31,8 @@ use crate::miras::presets::Preset;
 use crate::models::spec::MemorySpec;
 use crate::titans::memory_rules::{TitansGates, TitansLinear, TitansMlp};
 use crate::titans::mlp_memory::Activation;
+use crate::tnt::hierarchy::TntConfig;
+use crate::tnt::memory_rules::TntLinear;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -116,6 +119,21 @@ pub enum RuleChoice {
         #[serde(default)]
         bias: OmegaBias,
     },
+    /// TNT's hierarchy (arXiv 2511.07343, `crate::tnt`); the layer's `chunk_size` is the global chunk `C_G`
+    Tnt {
+        local_chunks: Vec<usize>,
+        shard: usize,
+        #[serde(default = "yes")]
+        qk_projection: bool,
+        #[serde(default = "yes")]
+        global_memory: bool,
+        #[serde(default = "d_scale")]
+        loss_scale: f64,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The attentional bias of the `omega` / `atlas` window objective, as YAML spells it.
@@ -199,7 +217,8 @@ fn d_ns_steps() -> usize {
 }
 
 /// Every kind (for messages and `--help`).
-pub const KINDS: [&str; 9] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "omega", "atlas"];
+pub const KINDS: [&str; 10] =
+    ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "omega", "atlas", "tnt"];
 
 /// The rule fields of each kind (besides `kind`), for messages.
 fn rule_fields(kind: &str) -> &'static [&'static str] {
@@ -214,6 +233,7 @@ fn rule_fields(kind: &str) -> &'static [&'static str] {
         "atlas" => {
             &["window", "degree", "layers", "expansion", "activation", "residual", "ns_steps", "ns_kind", "bias"]
         }
+        "tnt" => &["local_chunks", "shard", "qk_projection", "global_memory", "loss_scale"],
         _ => &[],
     }
 }
@@ -353,6 +373,8 @@ pub fn field_of(msg: &str) -> String {
                 "window",
                 "degree",
                 "ns_steps",
+                "local_chunks",
+                "shard",
             ]
             .contains(&field)
             {
@@ -454,6 +476,12 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
             let muon = crate::atlas::omega::Muon { kind: ns_kind, steps: ns_steps };
             Arc::new(crate::atlas::memory_rules::OmegaRule::new(shape, Some(muon), gates, chunk)?)
         }
+        RuleChoice::Tnt { local_chunks, shard, qk_projection, global_memory, loss_scale } => {
+            let config =
+                TntConfig { global_chunk: chunk, local_chunks, shard, qk_projection, global_memory, loss_scale };
+            config.validate()?;
+            Arc::new(TntLinear { config, max_lr, momentum: spec.momentum, forgetting: spec.forgetting })
+        }
     };
     if spec.read == crate::memory::ReadMode::BeforeWrite && !rule.reads_before_write() {
         bail!("read: before-write is not defined for {} (it reads after the write)", rule.name());
@@ -486,5 +514,6 @@ pub fn examples() -> Vec<(&'static str, &'static str)> {
         ("atlas-atlas-linear", "{kind: atlas, window: 3, degree: 2}"),
         ("atlas-atlas-deep", "{kind: atlas, window: 2, degree: 2, layers: 2, expansion: 1}"),
         ("atlas-swla", "{kind: omega, window: 3, degree: 2, bias: dot}"),
+        ("tnt", "{kind: tnt, local_chunks: [2, 1], shard: 4}"),
     ]
 }
