@@ -154,6 +154,38 @@ fn a_state_from_another_model_is_an_error() {
     assert!(err.contains("layers"), "{err}");
 }
 
+/// The memories `every_memory_trains_in_every_model` lists by hand (rstest needs literals): the whole catalogue.
+const TESTED_MEMORIES: [&str; 22] = [
+    "titans-linear",
+    "titans-mlp",
+    "titans-mlp-gelu",
+    "miras-framework-huber-momentum",
+    "miras-framework-mlp",
+    "moneta",
+    "yaad",
+    "memora",
+    "preset-linear-attention",
+    "preset-retnet",
+    "preset-mamba2",
+    "preset-deltanet",
+    "preset-gated-deltanet",
+    "preset-longhorn",
+    "preset-ttt-linear",
+    "preset-titans-lmm",
+    "atlas-omega-linear",
+    "atlas-omeganet",
+    "atlas-atlas-linear",
+    "atlas-atlas-deep",
+    "atlas-swla",
+    "tnt",
+];
+
+#[test]
+fn the_model_test_covers_every_catalogue_memory() {
+    let catalogue: Vec<&str> = repro::memories::examples().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(catalogue, TESTED_MEMORIES, "add the new memory to every_memory_trains_in_every_model's values");
+}
+
 /// Every memory of the catalogue inside every model kind: shape, causality, a training step that lowers the
 /// loss with gradients reaching the memory's gates and projections, and one call == two chained calls.
 #[rstest]
@@ -174,7 +206,13 @@ fn every_memory_trains_in_every_model(
         "preset-gated-deltanet",
         "preset-longhorn",
         "preset-ttt-linear",
-        "preset-titans-lmm"
+        "preset-titans-lmm",
+        "atlas-omega-linear",
+        "atlas-omeganet",
+        "atlas-atlas-linear",
+        "atlas-atlas-deep",
+        "atlas-swla",
+        "tnt"
     )]
     memory: &str,
 ) {
