@@ -4,6 +4,7 @@
 //! of §4 (`super::inner`) are compared against autograd or a numeric solve; equivalences (momentum as a memory ==
 //! ordinary momentum, DMGD with an inactive deep part == momentum) run one side in tch.
 
+use super::cms;
 use super::inner::{reference as inner_ref, torch as inner_torch};
 use super::optimizers::reference::{self as opt_ref, DeepMomentum, Quadratic};
 use crate::check::{CheckEnv, Measurement};
@@ -526,6 +527,200 @@ fn dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
     Ok(out)
 }
 
+/// CMS problem: `B` sequences of `T` tokens, width `d`, three levels (hidden widths 4, 6, 3).
+struct CmsProblem {
+    x: Arr,
+    z: Arr,
+    w1: Vec<Array2<f64>>,
+    w2: Vec<Array2<f64>>,
+}
+
+const CMS_B: usize = 2;
+const CMS_T: usize = 13;
+const CMS_D: usize = 5;
+
+impl CmsProblem {
+    fn draw(seed: u64, kind: Kind) -> Self {
+        let mut d = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, kind);
+        let x = r(d.normal(&[CMS_B, CMS_T, CMS_D], 1.0));
+        let z = r(d.normal(&[CMS_B, CMS_T, CMS_D], 1.0));
+        let (mut w1, mut w2) = (vec![], vec![]);
+        for h in [4, 6, 3] {
+            w1.push(two(r(d.normal(&[h, CMS_D], 0.4))));
+            w2.push(two(r(d.normal(&[CMS_D, h], 0.4))));
+        }
+        Self { x, z, w1, w2 }
+    }
+
+    fn reference(&self, b: usize, periods: &[usize], lrs: &[f64]) -> cms::reference::Run {
+        let levels: Vec<cms::reference::Level> = (0..3)
+            .map(|j| cms::reference::Level {
+                w1: self.w1[j].clone(),
+                w2: self.w2[j].clone(),
+                period: periods[j],
+                lr: lrs[j],
+            })
+            .collect();
+        let x = two(self.x.index_axis(ndarray::Axis(0), b).to_owned());
+        let z = two(self.z.index_axis(ndarray::Axis(0), b).to_owned());
+        cms::reference::run(&levels, &x, &z)
+    }
+
+    fn torch(
+        &self,
+        env: &CheckEnv,
+        periods: &[usize],
+        lrs: &[f64],
+    ) -> (Tensor, Vec<cms::torch::Level>, Vec<Vec<bool>>) {
+        let (k, dev) = (env.kind, env.device);
+        let batch = |a: &Array2<f64>| to_tch(&a.clone().into_dyn(), k, dev).unsqueeze(0).repeat([CMS_B as i64, 1, 1]);
+        let levels = (0..3)
+            .map(|j| cms::torch::Level {
+                w1: batch(&self.w1[j]),
+                w2: batch(&self.w2[j]),
+                period: periods[j],
+                lr: lrs[j],
+            })
+            .collect();
+        cms::torch::run(levels, &to_tch(&self.x, k, dev), &to_tch(&self.z, k, dev))
+    }
+}
+
+/// Eqs. 70–71: tch CMS (batched, autograd) against the token-by-token reference (hand gradients): outputs and final
+/// levels, periods (1, 3, 5) over 13 tokens (chunks end mid-sequence; the last chunks stay pending).
+fn cms_chain(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (periods, lrs) = ([1, 3, 5], [0.05, 0.03, 0.02]);
+    for &seed in &env.seeds {
+        let p = CmsProblem::draw(seed, env.kind);
+        let (y, levels, _) = p.torch(env, &periods, &lrs);
+        let runs: Vec<_> = (0..CMS_B).map(|b| p.reference(b, &periods, &lrs)).collect();
+        let tol = tolerance::torch_vs_reference(env.kind);
+        let ys: Vec<Array2<f64>> = runs.iter().map(|r| r.y.clone()).collect();
+        out.push(Measurement::compare(format!("y_t (seed {seed})"), &from_tch(&y)?, &stack2(&ys), tol)?);
+        for (j, l) in levels.iter().enumerate() {
+            let w1: Vec<Array2<f64>> = runs.iter().map(|r| r.levels[j].w1.clone()).collect();
+            let w2: Vec<Array2<f64>> = runs.iter().map(|r| r.levels[j].w2.clone()).collect();
+            out.push(Measurement::compare(
+                format!("level {} W1_T (seed {seed})", j + 1),
+                &from_tch(&l.w1)?,
+                &stack2(&w1),
+                tol,
+            )?);
+            out.push(Measurement::compare(
+                format!("level {} W2_T (seed {seed})", j + 1),
+                &from_tch(&l.w2)?,
+                &stack2(&w2),
+                tol,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// Exact agreement of 0/1 flags: any mismatch gives a relative error of order 1.
+const EXACT: f64 = 0.0;
+
+/// Eq. 71's cadence: the tokens at which each level's parameters are observed to change (tch, by comparing the
+/// parameters around every token) are exactly `{i : i mod C_ℓ = 0}`, and the reference agrees.
+fn cms_cadence(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        for periods in [[1, 3, 5], [4, 2, 7]] {
+            let p = CmsProblem::draw(seed, env.kind);
+            let lrs = [0.05, 0.03, 0.02];
+            let (_, _, changed) = p.torch(env, &periods, &lrs);
+            let flags = |f: &Vec<Vec<bool>>| {
+                Array2::from_shape_fn((CMS_T, 3), |(t, j)| if f[t][j] { 1.0 } else { 0.0 }).into_dyn()
+            };
+            let expected =
+                Array2::from_shape_fn((CMS_T, 3), |(t, j)| if (t + 1) % periods[j] == 0 { 1.0 } else { 0.0 })
+                    .into_dyn();
+            out.push(Measurement::compare(
+                format!("tch updates, periods {periods:?} (seed {seed})"),
+                &flags(&changed),
+                &expected,
+                EXACT,
+            )?);
+            let r = p.reference(0, &periods, &lrs);
+            out.push(Measurement::compare(
+                format!("reference updates, periods {periods:?} (seed {seed})"),
+                &flags(&r.updated),
+                &expected,
+                EXACT,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// All periods 1 with one learning rate == ordinary online SGD on the MLP stack (tch: the `sgd` training optimizer
+/// stepping after every token's backward); all periods ≥ T == the static stack (no update inside the sequence).
+fn cms_online_stack(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    for &seed in &env.seeds {
+        let p = CmsProblem::draw(seed, env.kind);
+        let lr = 0.04;
+        let r = p.reference(0, &[1, 1, 1], &[lr; 3]);
+        let vs = nn::VarStore::new(dev);
+        let mut params = vec![];
+        for j in 0..3 {
+            for (name, a) in [("w1", &p.w1[j]), ("w2", &p.w2[j])] {
+                let init = to_tch(&a.clone().into_dyn(), k, dev);
+                params.push((vs.root().var_copy(&format!("l{j}_{name}"), &init), init));
+            }
+        }
+        let mut vs = vs;
+        vs.set_kind(k);
+        tch::no_grad(|| {
+            for (v, init) in params.iter_mut() {
+                v.copy_(init);
+            }
+        });
+        let mut opt = optim::build(&OptimizerSpec::Sgd, &vs)?;
+        let (x, z) = (to_tch(&p.x, k, dev).get(0), to_tch(&p.z, k, dev).get(0));
+        let mut ys = vec![];
+        for t in 0..CMS_T as i64 {
+            let mut a = x.get(t);
+            for j in 0..3 {
+                a = &a + params[2 * j + 1].0.mv(&params[2 * j].0.mv(&a).tanh());
+            }
+            ((&a - z.get(t)).square().sum(k)).backward();
+            ys.push(a.detach());
+            opt.update(lr, 0.0);
+        }
+        let tol = tolerance::equivalence(k);
+        out.push(Measurement::compare(
+            format!("y_t, periods 1 vs online SGD (seed {seed})"),
+            &from_tch(&Tensor::stack(&ys, 0))?,
+            &r.y.clone().into_dyn(),
+            tol,
+        )?);
+        out.push(Measurement::compare(
+            format!("level 3 W2_T, periods 1 vs online SGD (seed {seed})"),
+            &from_tch(&params[5].0)?,
+            &r.levels[2].w2.clone().into_dyn(),
+            tol,
+        )?);
+        // periods ≥ T: outputs of the frozen initial stack
+        let frozen = p.reference(0, &[CMS_T + 1, 50, 99], &[lr; 3]);
+        let x0 = two(p.x.index_axis(ndarray::Axis(0), 0).to_owned());
+        let mut a = x0.clone();
+        for j in 0..3 {
+            a = &a + &a.dot(&p.w1[j].t()).mapv(f64::tanh).dot(&p.w2[j].t());
+        }
+        out.push(Measurement::compare(
+            format!("y_t, periods >= T vs static stack (seed {seed})"),
+            &frozen.y.into_dyn(),
+            &a.into_dyn(),
+            tolerance::ALGEBRAIC_F64,
+        )?);
+    }
+    Ok(out)
+}
+
 pub fn checks() -> Vec<crate::check::Check> {
     use crate::check::Check;
     vec![
@@ -552,6 +747,9 @@ pub fn checks() -> Vec<crate::check::Check> {
             summary: "one autograd GD step (zeta = 1/4) on Eq. 44's objective == cubic NS step; 5 descent steps on ||O^T O - I||^2/4 == NS-5",
             run: newton_schulz_as_descent,
         },
+        Check { name: "nl_cms", summary: "tch CMS chain (batched, autograd) == f64 token-by-token reference (Eqs. 70-71), periods (1, 3, 5), T = 13", run: cms_chain },
+        Check { name: "nl_cms_cadence", summary: "CMS level l changes exactly at tokens i = 0 mod C_l (observed in tch and in the reference)", run: cms_cadence },
+        Check { name: "nl_cms_online_stack", summary: "CMS with all periods 1 == online SGD (the sgd optimizer) on the MLP stack; periods >= T == static stack", run: cms_online_stack },
         Check { name: "nl_dgd", summary: "DGD closed form (Sherman-Morrison, Eq. 57 general norm) == batched linear solve of Eq. 56; printed Eq. 57 for unit x", run: dgd },
     ]
 }
