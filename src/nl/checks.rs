@@ -260,7 +260,7 @@ fn muon(env: &CheckEnv) -> Result<Vec<Measurement>> {
     for &seed in &env.seeds {
         for (ns, kind) in [(NsName::QuinticMuon, NsKind::QuinticMuon), (NsName::Cubic, NsKind::Cubic)] {
             let p = Problem::draw(seed, env.kind, 0.01, 0.05);
-            let spec = OptimizerSpec::Muon { beta: 0.9, ns, ns_steps: 5, rms_match: true };
+            let spec = OptimizerSpec::Muon { beta: 0.9, ns, ns_steps: 5, rms_match: true, adam_params: vec![] };
             let (ws, zs, _) = torch_run(env, &spec, &p, true, 0.1)?;
             let cfg = opt_ref::Muon { beta: 0.9, ns: kind, ns_steps: 5, rms_match: true };
             let (rw, rz) = opt_ref::muon(&p.q, &p.w0, (&p.z0, &p.z_star), cfg, &p.lrs, 0.1);
@@ -295,6 +295,7 @@ fn m3(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 moments,
                 ns: NsName::QuinticMuon,
                 ns_steps: 5,
+                adam_params: vec![],
             };
             let (ws, zs, _) = torch_run(env, &spec, &p, true, 0.1)?;
             let cfg = opt_ref::M3 {
@@ -473,6 +474,42 @@ fn newton_schulz_as_descent(env: &CheckEnv) -> Result<Vec<Measurement>> {
             format!("5 descent steps = NS-5 cubic (seed {seed})"),
             &from_tch(&ns5)?,
             &descent.into_dyn(),
+            tol,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Appendix B: the closed-form optima of the element-wise (Eqs. 101–102) and matrix (Eqs. 106–107) momentum
+/// memories against a Newton step with autograd derivatives and a ridge least-squares solve.
+fn adam_as_memory(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    for &seed in &env.seeds {
+        let mut d = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let (n_grads, lambda) = (6, 0.3);
+        let gs = r(d.normal(&[n_grads, R, C], 1.0));
+        let p = r(d.normal(&[R, C], 1.0));
+        let list: Vec<Array2<f64>> = (0..n_grads).map(|i| two(gs.index_axis(ndarray::Axis(0), i).to_owned())).collect();
+        let closed = inner_ref::elementwise_memory_optimum(&list, &two(p.clone()), lambda);
+        let newton = inner_torch::elementwise_memory_optimum(&to_tch(&gs, k, dev), &to_tch(&p, k, dev), lambda);
+        let tol = tolerance::torch_vs_reference(k);
+        out.push(Measurement::compare(
+            format!("element-wise m* (seed {seed})"),
+            &from_tch(&newton)?,
+            &closed.into_dyn(),
+            tol,
+        )?);
+        let gv = r(d.normal(&[n_grads, C], 1.0));
+        let pv = r(d.normal(&[R], 1.0));
+        let rows: Vec<Array1<f64>> = (0..n_grads).map(|i| one(gv.index_axis(ndarray::Axis(0), i).to_owned())).collect();
+        let closed = inner_ref::matrix_memory_optimum(&rows, &one(pv.clone()), lambda);
+        let ridge = inner_torch::matrix_memory_optimum(&to_tch(&gv, k, dev), &to_tch(&pv, k, dev), lambda);
+        out.push(Measurement::compare(
+            format!("matrix m* (seed {seed})"),
+            &from_tch(&ridge)?,
+            &closed.into_dyn(),
             tol,
         )?);
     }
@@ -750,6 +787,11 @@ pub fn checks() -> Vec<crate::check::Check> {
         Check { name: "nl_cms", summary: "tch CMS chain (batched, autograd) == f64 token-by-token reference (Eqs. 70-71), periods (1, 3, 5), T = 13", run: cms_chain },
         Check { name: "nl_cms_cadence", summary: "CMS level l changes exactly at tokens i = 0 mod C_l (observed in tch and in the reference)", run: cms_cadence },
         Check { name: "nl_cms_online_stack", summary: "CMS with all periods 1 == online SGD (the sgd optimizer) on the MLP stack; periods >= T == static stack", run: cms_online_stack },
+        Check {
+            name: "nl_adam_as_memory",
+            summary: "Appendix B closed-form optima (element-wise Eqs. 101-102, matrix Eqs. 106-107) == autograd Newton step / ridge lstsq",
+            run: adam_as_memory,
+        },
         Check { name: "nl_dgd", summary: "DGD closed form (Sherman-Morrison, Eq. 57 general norm) == batched linear solve of Eq. 56; printed Eq. 57 for unit x", run: dgd },
     ]
 }
