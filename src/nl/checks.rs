@@ -5,6 +5,7 @@
 //! ordinary momentum, DMGD with an inactive deep part == momentum) run one side in tch.
 
 use super::cms;
+use super::hope;
 use super::inner::{reference as inner_ref, torch as inner_torch};
 use super::optimizers::reference::{self as opt_ref, DeepMomentum, Quadratic};
 use crate::check::{CheckEnv, Measurement};
@@ -758,6 +759,89 @@ fn cms_online_stack(env: &CheckEnv) -> Result<Vec<Measurement>> {
     Ok(out)
 }
 
+/// Eqs. 88, 90, 93 (linear memory, `□ = memory`): tch Hope DGD rule (chunk products + token-by-token erase)
+/// against the f64 token loop, chunk sizes 1 (Eq. 88) and 3 over 10 tokens (a partial last chunk).
+fn hope_dgd_memory(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    let (b, h, t_len, d) = (2, 2, 10, 4);
+    for &seed in &env.seeds {
+        let mut dr = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let (key, q) = (r(dr.unit_rows(&[b, h, t_len, d])), r(dr.unit_rows(&[b, h, t_len, d])));
+        let v = r(dr.normal(&[b, h, t_len, d], 0.5));
+        let (alpha, theta) = (r(dr.uniform(&[b, h, t_len], 0.0, 0.2)), r(dr.uniform(&[b, h, t_len], 0.05, 0.2)));
+        let m0 = r(dr.normal(&[b, h, d, d], 0.5));
+        let t = |a: &Arr| to_tch(a, k, dev);
+        let mut per_chunk = vec![];
+        for c in [1, 3] {
+            let (y, m) = hope::torch::forward(&t(&key), &t(&v), &t(&q), &t(&alpha), &t(&theta), &t(&m0), c);
+            let (mut ys, mut ms) = (vec![], vec![]);
+            for bi in 0..b {
+                for hi in 0..h {
+                    let sel2 = |a: &Arr| crate::tensor::head2(a, bi, hi);
+                    let sel1 = |a: &Arr| crate::tensor::head1(a, bi, hi);
+                    let (yr, mr) = hope::reference::forward(
+                        &sel2(&key),
+                        &sel2(&v),
+                        &sel2(&q),
+                        &sel1(&alpha),
+                        &sel1(&theta),
+                        &sel2(&m0),
+                        c,
+                    );
+                    ys.push(yr);
+                    ms.push(mr);
+                }
+            }
+            let tol = tolerance::torch_vs_reference(k);
+            let shape_y = [b, h, t_len, d];
+            let yr = stack2(&ys).into_shape_with_order(ndarray::IxDyn(&shape_y))?;
+            let mr = stack2(&ms).into_shape_with_order(ndarray::IxDyn(&[b, h, d, d]))?;
+            out.push(Measurement::compare(format!("y_t, C = {c} (seed {seed})"), &from_tch(&y)?, &yr, tol)?);
+            out.push(Measurement::compare(format!("M_T, C = {c} (seed {seed})"), &from_tch(&m)?, &mr, tol)?);
+            per_chunk.push(yr);
+        }
+        // chunking changes the function (boundary-state values, gradients and reads)
+        let e = crate::tensor::errors(&per_chunk[1], &per_chunk[0])?;
+        anyhow::ensure!(e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE, "C = 3 equals C = 1 ({:.1e})", e.rel_rmse);
+    }
+    Ok(out)
+}
+
+/// Eq. 88 is Eq. 57's DGD: one token with `α = 0`, unit key, of the Hope rule (reference) == the minimiser of Eq. 56
+/// with `x = k`, `u = −∇_y ℓ = −2(M k − v̂)` and `η = θ/(1 − θ)` (so that `η/(1 + η) = θ`), by tch's linear solve.
+fn hope_dgd_is_dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    let d = 5;
+    for &seed in &env.seeds {
+        let mut dr = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let key = two(r(dr.unit_rows(&[1, d])));
+        let v = two(r(dr.normal(&[1, d], 1.0)));
+        let m0 = two(r(dr.normal(&[d, d], 0.5)));
+        let theta = 0.3;
+        let (_, m1) = hope::reference::forward(&key, &v, &key, &Array1::zeros(1), &Array1::from_elem(1, theta), &m0, 1);
+        let kr = key.row(0).to_owned();
+        let u = (m0.dot(&kr) - m0.dot(&v.row(0))) * -2.0;
+        let t = |a: Arr| to_tch(&a, k, dev);
+        let solved = inner_torch::dgd_solve(
+            &t(m0.clone().insert_axis(ndarray::Axis(0)).into_dyn()),
+            &t(key.clone().into_dyn()),
+            &t(u.insert_axis(ndarray::Axis(0)).into_dyn()),
+            theta / (1.0 - theta),
+        );
+        out.push(Measurement::compare(
+            format!("M_1 (seed {seed})"),
+            &from_tch(&solved.get(0))?,
+            &m1.into_dyn(),
+            tolerance::equivalence(k),
+        )?);
+    }
+    Ok(out)
+}
+
 pub fn checks() -> Vec<crate::check::Check> {
     use crate::check::Check;
     vec![
@@ -792,6 +876,8 @@ pub fn checks() -> Vec<crate::check::Check> {
             summary: "Appendix B closed-form optima (element-wise Eqs. 101-102, matrix Eqs. 106-107) == autograd Newton step / ridge lstsq",
             run: adam_as_memory,
         },
+        Check { name: "nl_hope_dgd_memory", summary: "tch Hope DGD rule with self-generated values (linear, chunk 1 and 3) == f64 token loop (Eqs. 88, 90, 93)", run: hope_dgd_memory },
+        Check { name: "nl_hope_dgd_is_dgd", summary: "one token of Hope's rule (alpha = 0, unit key) == Eq. 56's minimiser by linear solve with eta = theta/(1 - theta)", run: hope_dgd_is_dgd },
         Check { name: "nl_dgd", summary: "DGD closed form (Sherman-Morrison, Eq. 57 general norm) == batched linear solve of Eq. 56; printed Eq. 57 for unit x", run: dgd },
     ]
 }
