@@ -133,6 +133,11 @@ fn delta_momentum_resumes_exactly() {
 fn muon_resumes_exactly() {
     let names = resumes_exactly("{ kind: muon, ns: cubic, ns_steps: 4 }");
     assert!(has_slot(&names, "muon_momentum") && has_slot(&names, "adam_m"), "{names:?}");
+    // the embedding and the output head take AdamW, the hidden matrices Muon, conv kernels and vectors AdamW
+    let has = |n: &str| names.iter().any(|x| x == n);
+    assert!(has("adam_m.embed.weight") && !has("muon_momentum.embed.weight"), "{names:?}");
+    assert!(has("adam_m.head.weight") && has("muon_momentum.block0.memory.wq.weight"), "{names:?}");
+    assert!(has("adam_m.block0.memory.conv_k") && !has("muon_momentum.block0.memory.conv_k"), "{names:?}");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! of §4 (`super::inner`) are compared against autograd or a numeric solve; equivalences (momentum as a memory ==
 //! ordinary momentum, DMGD with an inactive deep part == momentum) run one side in tch.
 
+use super::cms;
+use super::hope;
 use super::inner::{reference as inner_ref, torch as inner_torch};
 use super::optimizers::reference::{self as opt_ref, DeepMomentum, Quadratic};
 use crate::check::{CheckEnv, Measurement};
@@ -259,7 +261,7 @@ fn muon(env: &CheckEnv) -> Result<Vec<Measurement>> {
     for &seed in &env.seeds {
         for (ns, kind) in [(NsName::QuinticMuon, NsKind::QuinticMuon), (NsName::Cubic, NsKind::Cubic)] {
             let p = Problem::draw(seed, env.kind, 0.01, 0.05);
-            let spec = OptimizerSpec::Muon { beta: 0.9, ns, ns_steps: 5, rms_match: true };
+            let spec = OptimizerSpec::Muon { beta: 0.9, ns, ns_steps: 5, rms_match: true, adam_params: vec![] };
             let (ws, zs, _) = torch_run(env, &spec, &p, true, 0.1)?;
             let cfg = opt_ref::Muon { beta: 0.9, ns: kind, ns_steps: 5, rms_match: true };
             let (rw, rz) = opt_ref::muon(&p.q, &p.w0, (&p.z0, &p.z_star), cfg, &p.lrs, 0.1);
@@ -294,6 +296,7 @@ fn m3(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 moments,
                 ns: NsName::QuinticMuon,
                 ns_steps: 5,
+                adam_params: vec![],
             };
             let (ws, zs, _) = torch_run(env, &spec, &p, true, 0.1)?;
             let cfg = opt_ref::M3 {
@@ -478,6 +481,42 @@ fn newton_schulz_as_descent(env: &CheckEnv) -> Result<Vec<Measurement>> {
     Ok(out)
 }
 
+/// Appendix B: the closed-form optima of the element-wise (Eqs. 101–102) and matrix (Eqs. 106–107) momentum
+/// memories against a Newton step with autograd derivatives and a ridge least-squares solve.
+fn adam_as_memory(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    for &seed in &env.seeds {
+        let mut d = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let (n_grads, lambda) = (6, 0.3);
+        let gs = r(d.normal(&[n_grads, R, C], 1.0));
+        let p = r(d.normal(&[R, C], 1.0));
+        let list: Vec<Array2<f64>> = (0..n_grads).map(|i| two(gs.index_axis(ndarray::Axis(0), i).to_owned())).collect();
+        let closed = inner_ref::elementwise_memory_optimum(&list, &two(p.clone()), lambda);
+        let newton = inner_torch::elementwise_memory_optimum(&to_tch(&gs, k, dev), &to_tch(&p, k, dev), lambda);
+        let tol = tolerance::torch_vs_reference(k);
+        out.push(Measurement::compare(
+            format!("element-wise m* (seed {seed})"),
+            &from_tch(&newton)?,
+            &closed.into_dyn(),
+            tol,
+        )?);
+        let gv = r(d.normal(&[n_grads, C], 1.0));
+        let pv = r(d.normal(&[R], 1.0));
+        let rows: Vec<Array1<f64>> = (0..n_grads).map(|i| one(gv.index_axis(ndarray::Axis(0), i).to_owned())).collect();
+        let closed = inner_ref::matrix_memory_optimum(&rows, &one(pv.clone()), lambda);
+        let ridge = inner_torch::matrix_memory_optimum(&to_tch(&gv, k, dev), &to_tch(&pv, k, dev), lambda);
+        out.push(Measurement::compare(
+            format!("matrix m* (seed {seed})"),
+            &from_tch(&ridge)?,
+            &closed.into_dyn(),
+            tol,
+        )?);
+    }
+    Ok(out)
+}
+
 /// Eqs. 56–57: the DGD closed form (reference, Sherman–Morrison) == the minimiser of Eq. 56 by a batched linear
 /// solve (tch), for inputs of any norm; and the printed Eq. 57 (`η' = η/(1+η)`, `u = −∇_y L`) for unit inputs.
 fn dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
@@ -526,6 +565,283 @@ fn dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
     Ok(out)
 }
 
+/// CMS problem: `B` sequences of `T` tokens, width `d`, three levels (hidden widths 4, 6, 3).
+struct CmsProblem {
+    x: Arr,
+    z: Arr,
+    w1: Vec<Array2<f64>>,
+    w2: Vec<Array2<f64>>,
+}
+
+const CMS_B: usize = 2;
+const CMS_T: usize = 13;
+const CMS_D: usize = 5;
+
+impl CmsProblem {
+    fn draw(seed: u64, kind: Kind) -> Self {
+        let mut d = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, kind);
+        let x = r(d.normal(&[CMS_B, CMS_T, CMS_D], 1.0));
+        let z = r(d.normal(&[CMS_B, CMS_T, CMS_D], 1.0));
+        let (mut w1, mut w2) = (vec![], vec![]);
+        for h in [4, 6, 3] {
+            w1.push(two(r(d.normal(&[h, CMS_D], 0.4))));
+            w2.push(two(r(d.normal(&[CMS_D, h], 0.4))));
+        }
+        Self { x, z, w1, w2 }
+    }
+
+    fn reference(&self, b: usize, periods: &[usize], lrs: &[f64]) -> cms::reference::Run {
+        let levels: Vec<cms::reference::Level> = (0..3)
+            .map(|j| cms::reference::Level {
+                w1: self.w1[j].clone(),
+                w2: self.w2[j].clone(),
+                period: periods[j],
+                lr: lrs[j],
+            })
+            .collect();
+        let x = two(self.x.index_axis(ndarray::Axis(0), b).to_owned());
+        let z = two(self.z.index_axis(ndarray::Axis(0), b).to_owned());
+        cms::reference::run(&levels, &x, &z)
+    }
+
+    fn torch(
+        &self,
+        env: &CheckEnv,
+        periods: &[usize],
+        lrs: &[f64],
+    ) -> (Tensor, Vec<cms::torch::Level>, Vec<Vec<bool>>) {
+        let (k, dev) = (env.kind, env.device);
+        let batch = |a: &Array2<f64>| to_tch(&a.clone().into_dyn(), k, dev).unsqueeze(0).repeat([CMS_B as i64, 1, 1]);
+        let levels = (0..3)
+            .map(|j| cms::torch::Level {
+                w1: batch(&self.w1[j]),
+                w2: batch(&self.w2[j]),
+                period: periods[j],
+                lr: lrs[j],
+            })
+            .collect();
+        cms::torch::run(levels, &to_tch(&self.x, k, dev), &to_tch(&self.z, k, dev))
+    }
+}
+
+/// Eqs. 70–71: tch CMS (batched, autograd) against the token-by-token reference (hand gradients): outputs and final
+/// levels, periods (1, 3, 5) over 13 tokens (chunks end mid-sequence; the last chunks stay pending).
+fn cms_chain(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (periods, lrs) = ([1, 3, 5], [0.05, 0.03, 0.02]);
+    for &seed in &env.seeds {
+        let p = CmsProblem::draw(seed, env.kind);
+        let (y, levels, _) = p.torch(env, &periods, &lrs);
+        let runs: Vec<_> = (0..CMS_B).map(|b| p.reference(b, &periods, &lrs)).collect();
+        let tol = tolerance::torch_vs_reference(env.kind);
+        let ys: Vec<Array2<f64>> = runs.iter().map(|r| r.y.clone()).collect();
+        out.push(Measurement::compare(format!("y_t (seed {seed})"), &from_tch(&y)?, &stack2(&ys), tol)?);
+        for (j, l) in levels.iter().enumerate() {
+            let w1: Vec<Array2<f64>> = runs.iter().map(|r| r.levels[j].w1.clone()).collect();
+            let w2: Vec<Array2<f64>> = runs.iter().map(|r| r.levels[j].w2.clone()).collect();
+            out.push(Measurement::compare(
+                format!("level {} W1_T (seed {seed})", j + 1),
+                &from_tch(&l.w1)?,
+                &stack2(&w1),
+                tol,
+            )?);
+            out.push(Measurement::compare(
+                format!("level {} W2_T (seed {seed})", j + 1),
+                &from_tch(&l.w2)?,
+                &stack2(&w2),
+                tol,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// Exact agreement of 0/1 flags: any mismatch gives a relative error of order 1.
+const EXACT: f64 = 0.0;
+
+/// Eq. 71's cadence: the tokens at which each level's parameters are observed to change (tch, by comparing the
+/// parameters around every token) are exactly `{i : i mod C_ℓ = 0}`, and the reference agrees.
+fn cms_cadence(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        for periods in [[1, 3, 5], [4, 2, 7]] {
+            let p = CmsProblem::draw(seed, env.kind);
+            let lrs = [0.05, 0.03, 0.02];
+            let (_, _, changed) = p.torch(env, &periods, &lrs);
+            let flags = |f: &Vec<Vec<bool>>| {
+                Array2::from_shape_fn((CMS_T, 3), |(t, j)| if f[t][j] { 1.0 } else { 0.0 }).into_dyn()
+            };
+            let expected =
+                Array2::from_shape_fn((CMS_T, 3), |(t, j)| if (t + 1) % periods[j] == 0 { 1.0 } else { 0.0 })
+                    .into_dyn();
+            out.push(Measurement::compare(
+                format!("tch updates, periods {periods:?} (seed {seed})"),
+                &flags(&changed),
+                &expected,
+                EXACT,
+            )?);
+            let r = p.reference(0, &periods, &lrs);
+            out.push(Measurement::compare(
+                format!("reference updates, periods {periods:?} (seed {seed})"),
+                &flags(&r.updated),
+                &expected,
+                EXACT,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// All periods 1 with one learning rate == ordinary online SGD on the MLP stack (tch: the `sgd` training optimizer
+/// stepping after every token's backward); all periods ≥ T == the static stack (no update inside the sequence).
+fn cms_online_stack(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    for &seed in &env.seeds {
+        let p = CmsProblem::draw(seed, env.kind);
+        let lr = 0.04;
+        let r = p.reference(0, &[1, 1, 1], &[lr; 3]);
+        let vs = nn::VarStore::new(dev);
+        let mut params = vec![];
+        for j in 0..3 {
+            for (name, a) in [("w1", &p.w1[j]), ("w2", &p.w2[j])] {
+                let init = to_tch(&a.clone().into_dyn(), k, dev);
+                params.push((vs.root().var_copy(&format!("l{j}_{name}"), &init), init));
+            }
+        }
+        let mut vs = vs;
+        vs.set_kind(k);
+        tch::no_grad(|| {
+            for (v, init) in params.iter_mut() {
+                v.copy_(init);
+            }
+        });
+        let mut opt = optim::build(&OptimizerSpec::Sgd, &vs)?;
+        let (x, z) = (to_tch(&p.x, k, dev).get(0), to_tch(&p.z, k, dev).get(0));
+        let mut ys = vec![];
+        for t in 0..CMS_T as i64 {
+            let mut a = x.get(t);
+            for j in 0..3 {
+                a = &a + params[2 * j + 1].0.mv(&params[2 * j].0.mv(&a).tanh());
+            }
+            ((&a - z.get(t)).square().sum(k)).backward();
+            ys.push(a.detach());
+            opt.update(lr, 0.0);
+        }
+        let tol = tolerance::equivalence(k);
+        out.push(Measurement::compare(
+            format!("y_t, periods 1 vs online SGD (seed {seed})"),
+            &from_tch(&Tensor::stack(&ys, 0))?,
+            &r.y.clone().into_dyn(),
+            tol,
+        )?);
+        out.push(Measurement::compare(
+            format!("level 3 W2_T, periods 1 vs online SGD (seed {seed})"),
+            &from_tch(&params[5].0)?,
+            &r.levels[2].w2.clone().into_dyn(),
+            tol,
+        )?);
+        // periods ≥ T: outputs of the frozen initial stack
+        let frozen = p.reference(0, &[CMS_T + 1, 50, 99], &[lr; 3]);
+        let x0 = two(p.x.index_axis(ndarray::Axis(0), 0).to_owned());
+        let mut a = x0.clone();
+        for j in 0..3 {
+            a = &a + &a.dot(&p.w1[j].t()).mapv(f64::tanh).dot(&p.w2[j].t());
+        }
+        out.push(Measurement::compare(
+            format!("y_t, periods >= T vs static stack (seed {seed})"),
+            &frozen.y.into_dyn(),
+            &a.into_dyn(),
+            tolerance::ALGEBRAIC_F64,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Eqs. 88, 90, 93 (linear memory, `□ = memory`): tch Hope DGD rule (chunk products + token-by-token erase)
+/// against the f64 token loop, chunk sizes 1 (Eq. 88) and 3 over 10 tokens (a partial last chunk).
+fn hope_dgd_memory(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    let (b, h, t_len, d) = (2, 2, 10, 4);
+    for &seed in &env.seeds {
+        let mut dr = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let (key, q) = (r(dr.unit_rows(&[b, h, t_len, d])), r(dr.unit_rows(&[b, h, t_len, d])));
+        let v = r(dr.normal(&[b, h, t_len, d], 0.5));
+        let (alpha, theta) = (r(dr.uniform(&[b, h, t_len], 0.0, 0.2)), r(dr.uniform(&[b, h, t_len], 0.05, 0.2)));
+        let m0 = r(dr.normal(&[b, h, d, d], 0.5));
+        let t = |a: &Arr| to_tch(a, k, dev);
+        let mut per_chunk = vec![];
+        for c in [1, 3] {
+            let (y, m) = hope::torch::forward(&t(&key), &t(&v), &t(&q), &t(&alpha), &t(&theta), &t(&m0), c);
+            let (mut ys, mut ms) = (vec![], vec![]);
+            for bi in 0..b {
+                for hi in 0..h {
+                    let sel2 = |a: &Arr| crate::tensor::head2(a, bi, hi);
+                    let sel1 = |a: &Arr| crate::tensor::head1(a, bi, hi);
+                    let (yr, mr) = hope::reference::forward(
+                        &sel2(&key),
+                        &sel2(&v),
+                        &sel2(&q),
+                        &sel1(&alpha),
+                        &sel1(&theta),
+                        &sel2(&m0),
+                        c,
+                    );
+                    ys.push(yr);
+                    ms.push(mr);
+                }
+            }
+            let tol = tolerance::torch_vs_reference(k);
+            let shape_y = [b, h, t_len, d];
+            let yr = stack2(&ys).into_shape_with_order(ndarray::IxDyn(&shape_y))?;
+            let mr = stack2(&ms).into_shape_with_order(ndarray::IxDyn(&[b, h, d, d]))?;
+            out.push(Measurement::compare(format!("y_t, C = {c} (seed {seed})"), &from_tch(&y)?, &yr, tol)?);
+            out.push(Measurement::compare(format!("M_T, C = {c} (seed {seed})"), &from_tch(&m)?, &mr, tol)?);
+            per_chunk.push(yr);
+        }
+        // chunking changes the function (boundary-state values, gradients and reads)
+        let e = crate::tensor::errors(&per_chunk[1], &per_chunk[0])?;
+        anyhow::ensure!(e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE, "C = 3 equals C = 1 ({:.1e})", e.rel_rmse);
+    }
+    Ok(out)
+}
+
+/// Eq. 88 is Eq. 57's DGD: one token with `α = 0`, unit key, of the Hope rule (reference) == the minimiser of Eq. 56
+/// with `x = k`, `u = −∇_y ℓ = −2(M k − v̂)` and `η = θ/(1 − θ)` (so that `η/(1 + η) = θ`), by tch's linear solve.
+fn hope_dgd_is_dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    let d = 5;
+    for &seed in &env.seeds {
+        let mut dr = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let key = two(r(dr.unit_rows(&[1, d])));
+        let v = two(r(dr.normal(&[1, d], 1.0)));
+        let m0 = two(r(dr.normal(&[d, d], 0.5)));
+        let theta = 0.3;
+        let (_, m1) = hope::reference::forward(&key, &v, &key, &Array1::zeros(1), &Array1::from_elem(1, theta), &m0, 1);
+        let kr = key.row(0).to_owned();
+        let u = (m0.dot(&kr) - m0.dot(&v.row(0))) * -2.0;
+        let t = |a: Arr| to_tch(&a, k, dev);
+        let solved = inner_torch::dgd_solve(
+            &t(m0.clone().insert_axis(ndarray::Axis(0)).into_dyn()),
+            &t(key.clone().into_dyn()),
+            &t(u.insert_axis(ndarray::Axis(0)).into_dyn()),
+            theta / (1.0 - theta),
+        );
+        out.push(Measurement::compare(
+            format!("M_1 (seed {seed})"),
+            &from_tch(&solved.get(0))?,
+            &m1.into_dyn(),
+            tolerance::equivalence(k),
+        )?);
+    }
+    Ok(out)
+}
+
 pub fn checks() -> Vec<crate::check::Check> {
     use crate::check::Check;
     vec![
@@ -552,6 +868,16 @@ pub fn checks() -> Vec<crate::check::Check> {
             summary: "one autograd GD step (zeta = 1/4) on Eq. 44's objective == cubic NS step; 5 descent steps on ||O^T O - I||^2/4 == NS-5",
             run: newton_schulz_as_descent,
         },
+        Check { name: "nl_cms", summary: "tch CMS chain (batched, autograd) == f64 token-by-token reference (Eqs. 70-71), periods (1, 3, 5), T = 13", run: cms_chain },
+        Check { name: "nl_cms_cadence", summary: "CMS level l changes exactly at tokens i = 0 mod C_l (observed in tch and in the reference)", run: cms_cadence },
+        Check { name: "nl_cms_online_stack", summary: "CMS with all periods 1 == online SGD (the sgd optimizer) on the MLP stack; periods >= T == static stack", run: cms_online_stack },
+        Check {
+            name: "nl_adam_as_memory",
+            summary: "Appendix B closed-form optima (element-wise Eqs. 101-102, matrix Eqs. 106-107) == autograd Newton step / ridge lstsq",
+            run: adam_as_memory,
+        },
+        Check { name: "nl_hope_dgd_memory", summary: "tch Hope DGD rule with self-generated values (linear, chunk 1 and 3) == f64 token loop (Eqs. 88, 90, 93)", run: hope_dgd_memory },
+        Check { name: "nl_hope_dgd_is_dgd", summary: "one token of Hope's rule (alpha = 0, unit key) == Eq. 56's minimiser by linear solve with eta = theta/(1 - theta)", run: hope_dgd_is_dgd },
         Check { name: "nl_dgd", summary: "DGD closed form (Sherman-Morrison, Eq. 57 general norm) == batched linear solve of Eq. 56; printed Eq. 57 for unit x", run: dgd },
     ]
 }

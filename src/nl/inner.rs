@@ -6,7 +6,8 @@
 //!   (the decay `β` is the memory's retention: its proximal centre is the decayed state);
 //! * backpropagation as a memory of local surprise (Eqs. 8, 29): `∇_{W_ℓ} L = δ_ℓ x̂_{ℓ−1}ᵀ`;
 //! * Newton–Schulz as gradient descent on an orthogonality objective (Eqs. 43–44);
-//! * delta gradient descent, the exact proximal solution of an l2 inner objective (Eqs. 56–57).
+//! * delta gradient descent, the exact proximal solution of an l2 inner objective (Eqs. 56–57);
+//! * Adam's and AdaGrad's moments as the optimal solutions of regression memories (Appendix B, Eqs. 101–102, 106–107).
 
 /// f64 references.
 pub mod reference {
@@ -69,6 +70,28 @@ pub mod reference {
         o
     }
 
+    /// Appendix B, Eqs. 101–102 with unit weights: the element-wise memory `m` minimising
+    /// `Σ_i ‖m ⊙ g_i − P‖² + λ‖m‖²` is `m* = (H + λ)^{-1} ⊙ M̃ ⊙ P` with `M̃ = Σ_i g_i`, `H = Σ_i g_i²` (element-wise).
+    pub fn elementwise_memory_optimum(gs: &[Array2<f64>], p: &Array2<f64>, lambda: f64) -> Array2<f64> {
+        let m_tilde = gs.iter().fold(Array2::zeros(p.raw_dim()), |acc, g| acc + g);
+        let h = gs.iter().fold(Array2::zeros(p.raw_dim()), |acc: Array2<f64>, g| acc + g.mapv(|x| x * x));
+        m_tilde * p / (h + lambda)
+    }
+
+    /// Appendix B, Eqs. 106–107 with unit weights: the matrix memory `m ∈ R^{p×n}` minimising
+    /// `Σ_i ‖m g_i − P‖² + λ‖m‖²_F` (`g_i ∈ R^n`, `P ∈ R^p`) is `m* = P M̃ᵀ (H + λI)^{-1}`, `M̃ = Σ_i g_i`,
+    /// `H = Σ_i g_i g_iᵀ` (the printed `(H + λI)^{-1} M̃ P` with the factors in shape order).
+    pub fn matrix_memory_optimum(gs: &[Array1<f64>], p: &Array1<f64>, lambda: f64) -> Array2<f64> {
+        let n = gs[0].len();
+        let m_tilde = gs.iter().fold(Array1::<f64>::zeros(n), |acc, g| acc + g);
+        let h = gs
+            .iter()
+            .fold(Array2::<f64>::eye(n) * lambda, |acc, g| acc + Array2::from_shape_fn((n, n), |(a, b)| g[a] * g[b]));
+        // m* = P (H + λI)^{-1} M̃ as a row: solve (H + λI) y = M̃ (H symmetric), then m* = P yᵀ
+        let y = h.solve_into(m_tilde).expect("H + λI is positive definite");
+        Array2::from_shape_fn((p.len(), n), |(a, b)| p[a] * y[b])
+    }
+
     /// Eq. 57 in its general form (Sherman–Morrison, any `‖x‖`): the minimiser of
     /// `½‖W x − u‖² + (1/2η)‖W − W_t‖²` is `W_t(I − η̃ x xᵀ) + η̃ u xᵀ`, `η̃ = η / (1 + η‖x‖²)`; with `‖x‖ = 1`
     /// this is the printed `η' = η/(1 + η)`, and with `u = −∇_y L` it is the printed `W_t(I − η' x xᵀ) − η' ∇_y L ⊗ x`.
@@ -103,6 +126,26 @@ pub mod torch {
             (&leaf - g).square().sum(o.kind()) * 0.5 + (leaf.tr().matmul(&leaf) - eye).square().sum(o.kind()) * 0.5;
         let grad = Tensor::run_backward(&[obj], &[&leaf], false, false).pop().unwrap();
         o - grad * zeta
+    }
+
+    /// Eqs. 101–102 numerically: the objective is quadratic with a diagonal Hessian, so one Newton step from 0,
+    /// `m* = −∇f(0) ⊘ (∇²f · 1)`, with the gradient and the Hessian-vector product from autograd.
+    pub fn elementwise_memory_optimum(gs: &Tensor, p: &Tensor, lambda: f64) -> Tensor {
+        let m = p.zeros_like().set_requires_grad(true);
+        let f = (&m * gs - p).square().sum(p.kind()) + m.square().sum(p.kind()) * lambda;
+        let g = Tensor::run_backward(&[&f], &[&m], true, true).pop().unwrap();
+        let hv = Tensor::run_backward(&[(&g * g.ones_like()).sum(p.kind())], &[&m], false, false).pop().unwrap();
+        -(g.detach() / hv)
+    }
+
+    /// Eqs. 106–107 numerically: ridge least squares `[G; √λ I] mᵀ ≈ [1 Pᵀ; 0]` by `linalg_lstsq` (driver `gels`: A has full column rank; `gs [k, n]`, `p [p]`).
+    pub fn matrix_memory_optimum(gs: &Tensor, p: &Tensor, lambda: f64) -> Tensor {
+        let (k, n) = (gs.size()[0], gs.size()[1]);
+        let opts = (gs.kind(), gs.device());
+        let a = Tensor::cat(&[gs.shallow_clone(), Tensor::eye(n, opts) * lambda.sqrt()], 0);
+        let b = Tensor::cat(&[p.unsqueeze(0).repeat([k, 1]), Tensor::zeros([n, p.size()[0]], opts)], 0);
+        let (x, _, _, _) = a.linalg_lstsq(&b, None, "gels");
+        x.transpose(0, 1)
     }
 
     /// Eq. 56 solved numerically: the stationarity condition `W(x xᵀ + η⁻¹ I) = u xᵀ + η⁻¹ W_t` by a linear solve

@@ -45,7 +45,7 @@ impl M3 {
     pub fn new(mut p: Params, cfg: M3Config) -> Self {
         for i in 0..p.params.len() {
             let z = p.params[i].zeros_like();
-            if p.params[i].dim() >= 2 {
+            if p.orthogonal[i] {
                 for s in ["m3_m1", "m3_m2", "m3_v", "m3_o2", "m3_block"] {
                     p.slots[i].push((s, z.zeros_like()));
                 }
@@ -67,7 +67,7 @@ impl Optimizer for M3 {
         let c = self.cfg;
         self.p.each(lr, weight_decay, |p, i, g| {
             let t = p.step;
-            if p.params[i].dim() < 2 {
+            if !p.orthogonal[i] {
                 let (m, v) = (p.slot(i, "adam_m").shallow_clone(), p.slot(i, "adam_v").shallow_clone());
                 let (m, v) = adam_step(&mut p.params[i], &m, &v, g, lr, t);
                 p.set_slot(i, "adam_m", m);

@@ -11,13 +11,15 @@
 //! | `sgd` | `W ← W − λ g` (NL Eq. 1) | — |
 //! | `momentum` | `S ← β S − λ g`, `W ← W + S` (NL Eq. 33) | `beta: 0.9` |
 //! | `delta-momentum` | `S ← S(β I − 2λ gᵀg) − 2λ g`, `W ← W + S` (NL Eqs. 48–49, consistent form, `P = I`) | `beta: 0.9` |
-//! | `muon` | `S ← β S − g`, `W ← W + λ s NS_k(S)`; vectors: AdamW (NL Eq. 42) | `beta: 0.95`, `ns: quintic_muon`, `ns_steps: 5`, `rms_match: true` |
-//! | `m3` | NL Algorithm 1 (two momenta, Newton–Schulz, `√V` denominator); vectors: AdamW | `beta1: 0.9`, `beta2: 0.999`, `beta3: 0.9`, `alpha: 0.5`, `eps: 1e-8`, `frequency: 8`, `moments: ema`, `ns`, `ns_steps` |
+//! | `muon` | `S ← β S − g`, `W ← W + λ s NS_k(S)` on matrices; AdamW on the rest (NL Eq. 42) | `beta: 0.95`, `ns: quintic_muon`, `ns_steps: 5`, `rms_match: true`, `adam_params: [embed, head]` |
+//! | `m3` | NL Algorithm 1 (two momenta, Newton–Schulz, `√V` denominator) on matrices; AdamW on the rest | `beta1: 0.9`, `beta2: 0.999`, `beta3: 0.9`, `alpha: 0.5`, `eps: 1e-8`, `frequency: 8`, `moments: ema`, `ns`, `ns_steps`, `adam_params: [embed, head]` |
 //! | `dmgd` | deep momentum (NL Eq. 50): an MLP momentum `m_ψ(u) = B + W₂ tanh(W₁ u)` per row, trained online | `beta: 0.9`, `inner_lr: 1`, `hidden: 8` |
 //!
 //! Weight decay (`training.weight_decay`) is decoupled, `W ← (1 − λ·wd) W` on parameters with ≥ 2 dimensions,
 //! for every optimizer, as in AdamW. Every optimizer's state (its memories) is saved in the checkpoint under
-//! `<slot>.<parameter name>` and restored bit for bit.
+//! `<slot>.<parameter name>` and restored bit for bit. Muon and M3 orthogonalize the parameters with exactly two
+//! dimensions whose name contains none of `adam_params` (Muon practice keeps embeddings, the output head,
+//! vectors and convolution kernels on AdamW; the paper does not discuss them).
 
 pub mod dmgd;
 pub mod m3;
@@ -95,6 +97,9 @@ pub enum OptimizerSpec {
         ns_steps: usize,
         #[serde(default = "d_true")]
         rms_match: bool,
+        /// parameters whose name contains one of these take AdamW (Muon practice: embeddings and output head)
+        #[serde(default = "d_adam_params")]
+        adam_params: Vec<String>,
     },
     M3 {
         #[serde(default = "d_beta")]
@@ -115,6 +120,9 @@ pub enum OptimizerSpec {
         ns: NsName,
         #[serde(default = "d_ns_steps")]
         ns_steps: usize,
+        /// parameters whose name contains one of these take AdamW
+        #[serde(default = "d_adam_params")]
+        adam_params: Vec<String>,
     },
     Dmgd {
         #[serde(default = "d_beta")]
@@ -149,6 +157,9 @@ fn d_ns_steps() -> usize {
 }
 fn d_true() -> bool {
     true
+}
+fn d_adam_params() -> Vec<String> {
+    vec!["embed".into(), "head".into()]
 }
 fn d_inner_lr() -> f64 {
     1.0
@@ -224,23 +235,34 @@ impl OptimizerSpec {
 /// Builds the optimizer for a spec other than AdamW (which `experiment::train` owns).
 pub fn build(spec: &OptimizerSpec, vs: &nn::VarStore) -> Result<Box<dyn Optimizer>> {
     let base = Params::new(vs);
-    Ok(match *spec {
+    Ok(match spec {
         OptimizerSpec::Adamw => bail!("AdamW is built by experiment::train"),
         OptimizerSpec::Sgd => Box::new(momentum::Momentum::new(base, momentum::Variant::Sgd)),
-        OptimizerSpec::Momentum { beta } => Box::new(momentum::Momentum::new(base, momentum::Variant::Plain { beta })),
-        OptimizerSpec::DeltaMomentum { beta } => {
+        &OptimizerSpec::Momentum { beta } => Box::new(momentum::Momentum::new(base, momentum::Variant::Plain { beta })),
+        &OptimizerSpec::DeltaMomentum { beta } => {
             Box::new(momentum::Momentum::new(base, momentum::Variant::Delta { beta }))
         }
-        OptimizerSpec::Muon { beta, ns, ns_steps, rms_match } => {
-            Box::new(muon::Muon::new(base, muon::MuonConfig { beta, ns: ns.into(), ns_steps, rms_match }))
-        }
-        OptimizerSpec::M3 { beta1, beta2, beta3, alpha, eps, frequency, moments, ns, ns_steps } => {
+        OptimizerSpec::Muon { beta, ns, ns_steps, rms_match, adam_params } => Box::new(muon::Muon::new(
+            base.with_orthogonal(adam_params),
+            muon::MuonConfig { beta: *beta, ns: (*ns).into(), ns_steps: *ns_steps, rms_match: *rms_match },
+        )),
+        OptimizerSpec::M3 { beta1, beta2, beta3, alpha, eps, frequency, moments, ns, ns_steps, adam_params } => {
             Box::new(m3::M3::new(
-                base,
-                m3::M3Config { beta1, beta2, beta3, alpha, eps, frequency, moments, ns: ns.into(), ns_steps },
+                base.with_orthogonal(adam_params),
+                m3::M3Config {
+                    beta1: *beta1,
+                    beta2: *beta2,
+                    beta3: *beta3,
+                    alpha: *alpha,
+                    eps: *eps,
+                    frequency: *frequency,
+                    moments: *moments,
+                    ns: (*ns).into(),
+                    ns_steps: *ns_steps,
+                },
             ))
         }
-        OptimizerSpec::Dmgd { beta, inner_lr, hidden } => {
+        &OptimizerSpec::Dmgd { beta, inner_lr, hidden } => {
             Box::new(dmgd::Dmgd::new(base, dmgd::DmgdConfig { beta, inner_lr, hidden }))
         }
     })
@@ -253,6 +275,8 @@ pub struct Params {
     pub slots: Vec<Vec<(&'static str, Tensor)>>,
     /// completed steps
     pub step: usize,
+    /// which parameters Muon and M3 orthogonalize (the others take AdamW)
+    pub orthogonal: Vec<bool>,
 }
 
 impl Params {
@@ -261,7 +285,17 @@ impl Params {
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let (names, params): (Vec<_>, Vec<_>) = named.into_iter().unzip();
         let slots = params.iter().map(|_| vec![]).collect();
-        Self { names, params, slots, step: 0 }
+        let orthogonal = params.iter().map(|p| p.dim() == 2).collect();
+        Self { names, params, slots, step: 0, orthogonal }
+    }
+
+    /// Marks as orthogonalized the matrices (exactly 2 dimensions) whose name contains none of `adam_params`.
+    pub fn with_orthogonal(mut self, adam_params: &[String]) -> Self {
+        for i in 0..self.params.len() {
+            self.orthogonal[i] =
+                self.params[i].dim() == 2 && !adam_params.iter().any(|a| self.names[i].contains(a.as_str()));
+        }
+        self
     }
 
     /// The state tensor `slot` of parameter `i`.

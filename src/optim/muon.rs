@@ -39,7 +39,7 @@ impl Muon {
     pub fn new(mut p: Params, cfg: MuonConfig) -> Self {
         for i in 0..p.params.len() {
             let z = p.params[i].zeros_like();
-            if p.params[i].dim() >= 2 {
+            if p.orthogonal[i] {
                 p.slots[i].push(("muon_momentum", z));
             } else {
                 p.slots[i].push(("adam_m", z.zeros_like()));
@@ -58,7 +58,7 @@ impl Optimizer for Muon {
     fn update(&mut self, lr: f64, weight_decay: f64) {
         let c = self.cfg;
         self.p.each(lr, weight_decay, |p, i, g| {
-            if p.params[i].dim() >= 2 {
+            if p.orthogonal[i] {
                 // S_t = β S_{t−1} − g_t;  W_t = W_{t−1} + λ s NS_k(S_t)
                 let s = p.slot(i, "muon_momentum") * c.beta - g;
                 let o = orthogonalize(&s, c.ns, c.ns_steps);
