@@ -6,6 +6,7 @@
 //! `papers/<key>.yaml` records which check verifies it. Conventions are fixed once in [`memory`].
 
 pub mod bench;
+pub mod bench_tnt;
 pub mod check;
 pub mod cli;
 pub mod device;

@@ -269,7 +269,7 @@ pub mod reference {
 pub mod torch {
     use super::{Layout, TntConfig};
     use crate::tnt::qk_projection::torch as qk;
-    use crate::titans::chunkwise::torch::coefficients;
+    use crate::titans::chunkwise::torch::{coefficients, Coefficients};
     use tch::Tensor;
 
     /// Outputs `[B, H, T, d_v]`, the parts, and the state after the last token (in [`Layout`] order).
@@ -287,6 +287,53 @@ pub mod torch {
         let hi = pos.max().double_value(&[]);
         assert!(hi - lo < 0.5, "tnt: every sequence of a batch must be at the same stream position (got {lo}..{hi})");
         (lo.round().max(0.0) as usize) % period
+    }
+
+    /// The chunks of a segment of `t_len` tokens that starts `phase` tokens into a chunk of size `c`, with their
+    /// gate coefficients: `(start, len, coefficients)` in order. The aligned full chunks get theirs from one
+    /// batched call (as `titans::chunkwise` does), the leading partial chunk and the tail each from their own.
+    fn segment_chunks(
+        gates: (&Tensor, &Tensor, &Tensor),
+        t_len: i64,
+        phase: i64,
+        c: i64,
+    ) -> Vec<(i64, i64, Coefficients)> {
+        let mut out = vec![];
+        let one = |start: i64, len: i64| {
+            let g = |x: &Tensor| x.narrow(-1, start, len);
+            coefficients(&g(gates.0), &g(gates.1), &g(gates.2))
+        };
+        let mut start = 0;
+        if phase > 0 && t_len > 0 {
+            let len = (c - phase).min(t_len);
+            out.push((0, len, one(0, len)));
+            start = len;
+        }
+        let n_full = (t_len - start) / c;
+        if n_full > 0 {
+            let r = |x: &Tensor| {
+                let mut shape = x.size();
+                shape.pop();
+                shape.extend([n_full, c]);
+                x.narrow(-1, start, n_full * c).reshape(shape.as_slice())
+            };
+            let all = coefficients(&r(gates.0), &r(gates.1), &r(gates.2));
+            for i in 0..n_full {
+                let co = Coefficients {
+                    beta: all.beta.select(-2, i),
+                    p: all.p.select(-2, i),
+                    rho: all.rho.select(-2, i),
+                    gamma: all.gamma.select(-3, i),
+                    s_gamma: all.s_gamma.select(-3, i),
+                };
+                out.push((start + i * c, c, co));
+            }
+            start += n_full * c;
+        }
+        if start < t_len {
+            out.push((start, t_len - start, one(start, t_len - start)));
+        }
+        out
     }
 
     /// Titans' chunkwise recurrence (Eqs. 16–18) over one segment `k, v, qt [.., L, d]`, gates `[.., L]`, from
@@ -307,17 +354,11 @@ pub mod torch {
         let t_len = k.size()[k.dim() - 2];
         let (mut w, mut s, mut w_start) = (w, s, w_start);
         let mut ys = vec![];
-        let mut start = 0i64;
-        let mut off = phase as i64;
-        let c = chunk as i64;
         let two_c = 2.0 * loss_scale;
-        while start < t_len {
-            if off == 0 {
+        for (start, len, co) in segment_chunks(gates, t_len, phase as i64, chunk as i64) {
+            if start > 0 || phase == 0 {
                 w_start = w.shallow_clone();
             }
-            let len = (c - off).min(t_len - start);
-            let g = |x: &Tensor| x.narrow(-1, start, len);
-            let co = coefficients(&g(gates.0), &g(gates.1), &g(gates.2));
             let (kc, vc, qc) = (k.narrow(-2, start, len), v.narrow(-2, start, len), qt.narrow(-2, start, len));
             // errors at the frozen base, rows are tokens: E = K W_startᵀ − V
             let e = kc.matmul(&w_start.transpose(-1, -2)) - &vc;
@@ -335,8 +376,6 @@ pub mod torch {
             let s_new = scalar(&co.p) * &s - (&e * sg_end).transpose(-1, -2).matmul(&kc) * two_c;
             w = w_new;
             s = s_new;
-            off = (off + len) % c;
-            start += len;
         }
         (Tensor::cat(&ys, -2), (w, s, w_start))
     }
@@ -354,18 +393,13 @@ pub mod torch {
         pos: usize,
     ) -> (Tensor, (Tensor, Tensor, Tensor)) {
         let t_len = k.size()[2];
-        let c = cfg.global_chunk as i64;
         let two_c = 2.0 * cfg.loss_scale;
-        let mut off = (pos % cfg.global_chunk) as i64;
-        let mut start = 0i64;
+        let phase = (pos % cfg.global_chunk) as i64;
         let mut ys = vec![];
-        while start < t_len {
-            if off == 0 {
+        for (start, len, co) in segment_chunks(gates, t_len, phase, cfg.global_chunk as i64) {
+            if start > 0 || phase == 0 {
                 m_start = m.shallow_clone();
             }
-            let len = (c - off).min(t_len - start);
-            let g = |x: &Tensor| x.narrow(-1, start, len);
-            let co = coefficients(&g(gates.0), &g(gates.1), &g(gates.2));
             let (kc, vc, qc) = (k.narrow(2, start, len), v.narrow(2, start, len), q.narrow(2, start, len));
             // Eq. 7, first term: every token of the chunk reads the chunk-start state
             ys.push(qc.matmul(&m_start.transpose(-1, -2)));
@@ -377,8 +411,6 @@ pub mod torch {
             let s_new = scalar(&co.p) * &s - (&e * sg_end).transpose(-1, -2).matmul(&kc) * two_c;
             m = m_new;
             s = s_new;
-            off = (off + len) % c;
-            start += len;
         }
         if ys.is_empty() {
             return (q.matmul(&m_start.transpose(-1, -2)), (m, s, m_start));
