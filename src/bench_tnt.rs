@@ -171,6 +171,30 @@ pub fn speed_table(res: &BenchResult, opts: &BenchOptions) -> String {
     s
 }
 
+/// Shares of TNT's fwd+bwd time spent in the global memory and in the Q-K projection, from the rows without
+/// them: `1 − rate(tnt) / rate(tnt without the part)` (time per token with the part minus without, over with).
+fn where_the_time_goes(res: &BenchResult, opts: &BenchOptions) -> String {
+    let mut lines = vec![];
+    for &c in &opts.chunks {
+        let share = |without: &str| match (rate(res, "tnt", c), rate(res, without, c)) {
+            (Some(a), Some(b)) => format!("{:.0} %", 100.0 * (1.0 - a / b)),
+            _ => "—".into(),
+        };
+        let steps = opts.seq / DEFAULT_SIZES.global_chunk + DEFAULT_SIZES.shard / c;
+        lines.push(format!(
+            "| {c} | {} | {} | {} | {steps} |",
+            share("tnt w/o global"),
+            share("tnt w/o Q-K"),
+            opts.seq / c
+        ));
+    }
+    format!(
+        "Where TNT's time goes (shares of its fwd+bwd time, `1 − rate(tnt) / rate(tnt without the part)`; negative = \
+within the noise) and the sequential steps per call:\n\n| C | global memory | Q-K projection | chunkwise steps T/C | TNT steps T/C_G + S_L/C_L |\n|---:|---:|---:|---:|---:|\n{}\n\n",
+        lines.join("\n")
+    )
+}
+
 fn report(res: &BenchResult, opts: &BenchOptions, sizes: TntSizes, table: &str) -> String {
     let mut s = String::from("# TNT training throughput (`repro bench tnt`)\n\n");
     s.push_str(&format!("Command: `{}`\n\n", opts.command));
@@ -201,6 +225,7 @@ independent after their reset, run as one batch.\n\n",
         sizes.shard,
         opts.seq / sizes.shard
     ));
+    s.push_str(&where_the_time_goes(res, opts));
     s.push_str("Paper (TPU, JAX, 150M, time to a fixed loss; Table 1): TNT {8} 7.68×, {16} 11.78×, {32} 15.92×, {64} 17.37×, {128} 16.75× faster than Titans C = 8; per step at 32K context, 5.1× faster than Titans at the same chunk (C_L = C = 16).\n\n");
     s.push_str("| row | `model.memory` |\n|---|---|\n");
     for m in &res.memories {
