@@ -4,7 +4,8 @@ use crate::bench::{self, BenchOptions};
 use crate::check::CheckEnv;
 use crate::device::{device_name, parse_device};
 use crate::eval::{self, Impl};
-use crate::experiment::runner::{run_study, write_report, RunOptions};
+use crate::experiment::runner::{run_study_selected, write_report, RunOptions};
+use crate::experiment::select::Selection;
 use crate::registry::{self, Status};
 use crate::tensor::{kind_name, parse_kind};
 use crate::verify;
@@ -127,6 +128,16 @@ pub enum Command {
         /// Stop each run after this many steps, keeping its checkpoint (simulates an interruption).
         #[arg(long, hide = true)]
         stop_after: Option<usize>,
+        /// Only these ablation rows: ROW[,ROW…] (repeatable; a value that is exactly a row name is one row).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Only these seeds (of the study's): 0,2.
+        #[arg(long)]
+        seeds: Option<String>,
+        /// Only the i-th of n shards of the selected (row, seed) grid, i/n with 0 <= i < n (run j goes to shard
+        /// j mod n): n processes with --shard 0/n … n-1/n share one study folder and run every run once.
+        #[arg(long)]
+        shard: Option<String>,
     },
     /// Regenerate an experiment's report (markdown and plots) from its stored runs, without training.
     Report {
@@ -168,6 +179,10 @@ pub enum Command {
         /// Root folder of the reports (the files go to <out>/bench/).
         #[arg(long, default_value = "reports")]
         out: PathBuf,
+        /// Also run titans-pytorch 0.5.5's NeuralMemory on the same shapes (its default, and the paper's
+        /// semantics chunk_size=1, batch_size=C) and compare; needs `bash benches/peers/setup.sh` once.
+        #[arg(long)]
+        peers: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -224,7 +239,8 @@ pub fn run(cli: Cli) -> Result<i32> {
             println!("{}", eval::run_file(&rule, &inputs, &out, implementation, device, kind)?);
             Ok(0)
         }
-        Command::Run { files, scale, sets, device, out, fresh, quiet, stop_after } => {
+        Command::Run { files, scale, sets, device, out, fresh, quiet, stop_after, only, seeds, shard } => {
+            let sel = Selection::parse(&only, seeds.as_deref(), shard.as_deref())?;
             let mut any_failed = false;
             for file in files {
                 let opts = RunOptions {
@@ -236,10 +252,13 @@ pub fn run(cli: Cli) -> Result<i32> {
                     stop_after,
                     device: device.clone(),
                 };
-                let o = run_study(&file, &opts)?;
+                let o = run_study_selected(&file, &opts, &sel)?;
                 println!("{}: report in {}", file.display(), o.dir.join("report.md").display());
                 for f in &o.failed {
                     println!("  failed run: {f}");
+                }
+                for b in &o.busy {
+                    println!("  run held by another process (skipped): {b}");
                 }
                 any_failed |= !o.failed.is_empty();
             }
@@ -251,7 +270,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Bench { what, device, threads, dim, seq, chunks, memories, repeats, warmup, out, quiet } => {
+        Command::Bench { what, device, threads, dim, seq, chunks, memories, repeats, warmup, out, peers, quiet } => {
             if !bench::BENCHMARKS.contains(&what.as_str()) {
                 bail!("unknown benchmark `{what}` (known: {})", bench::BENCHMARKS.join(", "));
             }
@@ -266,6 +285,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 device: parse_device(&device)?,
                 out,
                 quiet,
+                peers,
                 command: std::iter::once("repro".to_string())
                     .chain(std::env::args().skip(1))
                     .collect::<Vec<_>>()

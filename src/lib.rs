@@ -5,7 +5,9 @@
 //! (token by token, hand-derived gradients) and a tch implementation (batched, autograd, CPU or CUDA) — and
 //! `papers/<key>.yaml` records which check verifies it. Conventions are fixed once in [`memory`].
 
+pub mod atlas;
 pub mod bench;
+pub mod bench_peers;
 pub mod bench_tnt;
 pub mod check;
 pub mod cli;
@@ -18,6 +20,8 @@ pub mod memory;
 pub mod miras;
 pub mod models;
 pub mod newton_schulz;
+pub mod nl;
+pub mod optim;
 pub mod registry;
 pub mod report;
 pub mod tensor;

@@ -3,8 +3,10 @@
 
 pub mod lock;
 pub mod runner;
+pub mod select;
 pub mod spec;
 pub mod stages;
 pub mod store;
+pub mod sweep;
 pub mod tasks;
 pub mod train;

@@ -1,7 +1,8 @@
 //! Runs a study: every (ablation row, seed) is trained and evaluated into its run folder, finished runs are
 //! skipped, interrupted ones resume from their last checkpoint, and the report is written at the end.
 
-use super::lock::StudyLock;
+use super::lock::{RunLock, StudyLock};
+use super::select::Selection;
 use super::spec::{Experiment, Study, TaskKind};
 use super::store::{config_differences, git_revision, run_identity, Manifest, RunDir, RunResult};
 use super::tasks::{loss_and_accuracy, Split, Task};
@@ -36,6 +37,8 @@ pub struct Outcome {
     pub dir: PathBuf,
     pub failed: Vec<String>,
     pub files: Vec<PathBuf>,
+    /// runs skipped because another process holds their lock (a shard elsewhere)
+    pub busy: Vec<String>,
 }
 
 /// Runs one run's work, turning a panic (a tch shape error the validation did not foresee: a bug) into this
@@ -154,7 +157,14 @@ fn bar_for(quiet: bool, prefix: String) -> ProgressBar {
 
 /// Runs every row and seed of a study, then writes the report.
 pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
+    run_study_selected(file, opts, &Selection::all())
+}
+
+/// Runs the (row, seed) runs that `sel` selects (see [`super::select`]), then writes the report of every
+/// stored run of the study.
+pub fn run_study_selected(file: &Path, opts: &RunOptions, sel: &Selection) -> Result<Outcome> {
     let study = Study::load(file, &opts.scale, &opts.sets)?;
+    let grid = sel.grid(&study)?;
     let base = study.base_config()?;
     // the models are small: one intra-op thread is faster than two contending ones, and deterministic
     let threads = cpu_threads(std::env::var_os(THREADS_VAR).map(|v| v.to_string_lossy().into_owned()).as_deref())?;
@@ -171,19 +181,36 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
         bail!("{}: is a file, not a folder; the study `{}` writes its report there", dir.display(), base.name);
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    // one `repro run` per study folder at a time; held until this function returns
-    let _lock = StudyLock::acquire(&dir)?;
+    // one whole-grid `repro run` per study folder at a time, or any number of partial ones (each run then
+    // locked on its own); held until this function returns
+    let _lock = if sel.is_all() { StudyLock::acquire(&dir)? } else { StudyLock::acquire_shared(&dir)? };
     let skeleton = summary_skeleton(&study, &base, device)?;
     crate::fsutil::write_atomic(&dir.join("study.json"), serde_json::to_string_pretty(&skeleton)?.as_bytes())?;
     let quiet = opts.quiet || std::env::var_os("CI").is_some();
     let mut failed = vec![];
+    let mut busy = vec![];
     for row in &study.spec.ablations {
+        if !grid.iter().any(|g| g.0 == row.name) {
+            continue;
+        }
         let cfg = study.row_config(&row.name)?;
         let config_value = serde_yaml::to_value(&cfg)?;
         let task = Task::new(&cfg.task)?;
         for &seed in &cfg.seeds {
+            if !grid.iter().any(|g| g.0 == row.name && g.1 == seed) {
+                continue;
+            }
             let rd = RunDir::new(&dir, &row.name, seed);
             let label = format!("{} seed {seed}", row.name);
+            // held until this run's result is written
+            let _run_lock = match RunLock::try_acquire(&rd.path)? {
+                Ok(l) => l,
+                Err(who) => {
+                    eprintln!("{label}: being run by {who} — skipped");
+                    busy.push(label);
+                    continue;
+                }
+            };
             let discard = |why: &str| -> Result<()> {
                 eprintln!("{label}: {why} — discarded (--fresh)");
                 std::fs::remove_dir_all(&rd.path).with_context(|| format!("removing {}", rd.path.display()))
@@ -311,7 +338,7 @@ pub fn run_study(file: &Path, opts: &RunOptions) -> Result<Outcome> {
         }
     }
     let files = write_report(&dir)?;
-    Ok(Outcome { dir, failed, files })
+    Ok(Outcome { dir, failed, files, busy })
 }
 
 fn summary_skeleton(study: &Study, base: &Experiment, device: Device) -> Result<StudySummary> {

@@ -38,7 +38,11 @@ pub struct Experiment {
     /// cpu, cuda, cuda:N or auto
     #[serde(default = "default_device")]
     pub device: String,
+    #[serde(default)]
     pub ablations: Vec<AblationRow>,
+    /// a grid of values that expands into rows (`sweep: {training.lr: [1e-3, 3e-3]}`, see `sweep.rs`)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<serde_yaml::Mapping>,
     #[serde(default)]
     pub plots: Vec<PlotKind>,
     /// named override sets: `tiny`, `small`, `paper`
@@ -156,6 +160,10 @@ pub struct TrainingSpec {
     /// training in stages inside one run, each with its own overrides and steps (TNT §4.2; `super::stages`)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<super::stages::StageSpec>,
+    /// `adamw` (default), `sgd`, `momentum`, `delta-momentum`, `muon`, `m3`, `dmgd` (see `crate::optim`);
+    /// left out of the written configuration when it is the default, so AdamW runs keep their hashes
+    #[serde(default, skip_serializing_if = "crate::optim::OptimizerSpec::is_default")]
+    pub optimizer: crate::optim::OptimizerSpec,
 }
 fn d_wd() -> f64 {
     0.1
@@ -195,7 +203,7 @@ impl Default for EvalSpec {
 }
 
 /// A configuration error, located in its file.
-fn located(file: &Path, text: &str, path: &str, msg: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn located(file: &Path, text: &str, path: &str, msg: impl std::fmt::Display) -> anyhow::Error {
     match locate(text, path) {
         Some(line) => anyhow!("{}:{line}: {path}: {msg}", file.display()),
         None => anyhow!("{}: {path}: {msg}", file.display()),
@@ -247,6 +255,11 @@ fn suggest(msg: &str) -> String {
         }
     }
     msg.to_string()
+}
+
+/// [`suggest`] for the sweep's field errors.
+pub(crate) fn suggest_field(msg: &str) -> String {
+    suggest(msg)
 }
 
 fn yaml_error(file: &Path, context: &str, e: serde_yaml::Error) -> anyhow::Error {
@@ -309,7 +322,7 @@ enum Origin {
 
 /// Whether an override of `set` covers the configuration value at `path` (the same key, a mapping above
 /// it, or a key below it).
-fn covers(set: &str, path: &str) -> bool {
+pub(crate) fn covers(set: &str, path: &str) -> bool {
     set == path || path.starts_with(&format!("{set}.")) || set.starts_with(&format!("{path}."))
 }
 
@@ -341,7 +354,7 @@ fn row_line(text: &str, row: &str) -> Option<usize> {
 }
 
 /// The keys that a row or `--set` may not override (they shape the study itself).
-const STUDY_KEYS: [&str; 5] = ["name", "ablations", "scales", "reference", "plots"];
+const STUDY_KEYS: [&str; 6] = ["name", "ablations", "scales", "reference", "plots", "sweep"];
 
 impl Study {
     /// Reads and validates an experiment file, applying a scale preset and command-line overrides. Every
@@ -363,7 +376,8 @@ impl Study {
             };
             bail!("{}: unknown --scale `{scale}` ({known})", file.display());
         }
-        let spec: Experiment = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
+        let mut spec: Experiment = serde_yaml::from_str(&text).map_err(|e| yaml_error(file, "", e))?;
+        super::sweep::expand(&mut spec, file, &text, &raw)?;
         check_study_name(&spec.name).map_err(|m| located(file, &text, "name", m))?;
         if spec.ablations.is_empty() {
             return Err(located(file, &text, "ablations", "needs at least one row"));
@@ -550,6 +564,9 @@ impl Study {
         }
         if t.log_every == 0 {
             return Err(f("training.log_every", "must be at least 1"));
+        }
+        if let Err((field, msg)) = t.optimizer.validate() {
+            return Err(f(&format!("training.optimizer.{field}"), &format!("{}: {msg}", t.optimizer.name())));
         }
         if e.task.kind != TaskKind::Capacity && t.steps == 0 {
             return Err(f("training.steps", "must be at least 1"));

@@ -62,7 +62,7 @@ pub struct RunResult {
 /// Top-level configuration keys that do not change what a run computes: changing them neither invalidates
 /// stored runs nor their checkpoints (`ablations`, `scales`, `reference`, `plots` describe the study; a row's
 /// own overrides are already applied to its configuration).
-pub const NOT_RUN_IDENTITY: [&str; 5] = ["description", "reference", "plots", "ablations", "scales"];
+pub const NOT_RUN_IDENTITY: [&str; 6] = ["description", "reference", "plots", "ablations", "scales", "sweep"];
 
 /// The part of a run's configuration that decides its numbers: the configuration without
 /// [`NOT_RUN_IDENTITY`] and `training.log_every` (which only spaces the metric lines).

@@ -124,6 +124,21 @@ impl AdamW {
     }
 }
 
+impl crate::optim::Optimizer for AdamW {
+    fn clip(&self, clip: f64) -> f64 {
+        AdamW::clip(self, clip)
+    }
+    fn update(&mut self, lr: f64, weight_decay: f64) {
+        AdamW::update(self, lr, weight_decay)
+    }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        AdamW::state(self)
+    }
+    fn load(&mut self, tensors: &BTreeMap<String, Tensor>, step: usize) -> Result<()> {
+        AdamW::load(self, tensors, step)
+    }
+}
+
 /// The result of training one (row, seed).
 pub struct Trained {
     pub model: Box<dyn LanguageModel>,
@@ -151,8 +166,11 @@ pub fn train(
         let model: Box<dyn LanguageModel> = Box::new(MemoryLm::new(&vs.root(), &cfg.model, task.vocab(), rule));
         (vs, model)
     });
-    let mut opt = AdamW::new(&vs);
     let t = &cfg.training;
+    let mut opt: Box<dyn crate::optim::Optimizer> = match t.optimizer {
+        crate::optim::OptimizerSpec::Adamw => Box::new(AdamW::new(&vs)),
+        ref other => crate::optim::build(other, &vs)?,
+    };
     let hash = config_hash(&serde_yaml::to_value(cfg)?);
     let expected: Vec<TensorInfo> =
         opt.state().iter().map(|(n, t)| TensorInfo { name: n.clone(), shape: t.size() }).collect();
