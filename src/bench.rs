@@ -49,7 +49,7 @@ pub const MEMORIES: [(&str, &str); 14] = [
 pub const DEFAULT_MEMORIES: &str = "linear,mlp,moneta,yaad,memora,gated-deltanet";
 
 /// The benchmarks `repro bench` knows.
-pub const BENCHMARKS: [&str; 1] = ["memory"];
+pub const BENCHMARKS: [&str; 2] = ["memory", "tnt"];
 
 /// Side of the square f32 matmul that measures the GEMM rate.
 pub const GEMM_SIZE: i64 = 1024;
@@ -171,7 +171,7 @@ pub struct BenchResult {
 }
 
 /// Median seconds of `f` over `repeats` runs after `warmup` runs; `sync` waits for the device.
-fn median_seconds(warmup: usize, repeats: usize, sync: &dyn Fn(), mut f: impl FnMut()) -> f64 {
+pub fn median_seconds(warmup: usize, repeats: usize, sync: &dyn Fn(), mut f: impl FnMut()) -> f64 {
     for _ in 0..warmup {
         f();
         sync();
@@ -194,7 +194,7 @@ fn median_seconds(warmup: usize, repeats: usize, sync: &dyn Fn(), mut f: impl Fn
     }
 }
 
-fn synchronizer(device: Device) -> impl Fn() {
+pub fn synchronizer(device: Device) -> impl Fn() {
     move || {
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);
@@ -397,7 +397,7 @@ pub fn table(res: &BenchResult) -> String {
     s
 }
 
-fn cpu_model() -> String {
+pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

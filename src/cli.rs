@@ -148,7 +148,7 @@ pub enum Command {
     /// size (median after warm-up), beside the machine's GEMM rate; prints a table and writes
     /// <out>/bench/memory.md and memory.png.
     Bench {
-        /// The benchmark: memory (the only one so far).
+        /// The benchmark: memory, or tnt (sequential vs chunkwise vs TNT's hierarchy; `--memories` unused).
         #[arg(default_value = "memory")]
         what: String,
         /// Device: cpu, cuda, cuda:N or auto.
@@ -291,7 +291,11 @@ pub fn run(cli: Cli) -> Result<i32> {
                     .collect::<Vec<_>>()
                     .join(" "),
             };
-            bench::run_memory(&opts)?;
+            if what == "tnt" {
+                crate::bench_tnt::run_tnt(&opts, crate::bench_tnt::DEFAULT_SIZES)?;
+            } else {
+                bench::run_memory(&opts)?;
+            }
             Ok(0)
         }
     }

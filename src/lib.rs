@@ -8,6 +8,7 @@
 pub mod atlas;
 pub mod bench;
 pub mod bench_peers;
+pub mod bench_tnt;
 pub mod check;
 pub mod cli;
 pub mod device;

@@ -80,7 +80,7 @@ fn bench_bad_arguments_give_one_line_errors() {
     let o = run(&["--memories", "linear,lstm"]);
     assert_one_line_error(&o, "unknown memory `lstm`");
     assert!(text(&o).contains("moneta") && text(&o).contains("gated-deltanet"), "{}", text(&o));
-    assert_one_line_error(&repro(&["bench", "tnt", "--out", out]), "unknown benchmark `tnt` (known: memory)");
+    assert_one_line_error(&repro(&["bench", "nonesuch", "--out", out]), "unknown benchmark `nonesuch` (known: memory");
     assert!(!dir.path().join("bench").exists(), "a refused run wrote files");
 }
 

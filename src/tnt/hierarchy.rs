@@ -268,9 +268,9 @@ pub mod reference {
 /// Batched over `[B, H]`; full shards in parallel.
 pub mod torch {
     use super::{Layout, TntConfig};
-    use crate::titans::chunkwise::torch::coefficients;
+    use crate::titans::chunkwise::torch::{coefficients, Coefficients};
     use crate::tnt::qk_projection::torch as qk;
-    use tch::Tensor;
+    use tch::{Kind, Tensor};
 
     /// Outputs `[B, H, T, d_v]`, the parts, and the state after the last token (in [`Layout`] order).
     #[derive(Debug)]
@@ -287,6 +287,111 @@ pub mod torch {
         let hi = pos.max().double_value(&[]);
         assert!(hi - lo < 0.5, "tnt: every sequence of a batch must be at the same stream position (got {lo}..{hi})");
         (lo.round().max(0.0) as usize) % period
+    }
+
+    /// The chunks of a segment of `t_len` tokens that starts `phase` tokens into a chunk of size `c`, with their
+    /// gate coefficients from `compute`: `(start, len, coefficients)` in order. The aligned full chunks get
+    /// theirs from one batched call (gates reshaped `[.., n, c]`, chunk `i` taken by `pick`), as
+    /// `titans::chunkwise` does; the leading partial chunk and the tail each from their own call.
+    fn segment_chunks<T>(
+        gates: (&Tensor, &Tensor, &Tensor),
+        t_len: i64,
+        phase: i64,
+        c: i64,
+        compute: impl Fn(&Tensor, &Tensor, &Tensor) -> T,
+        pick: impl Fn(&T, i64) -> T,
+    ) -> Vec<(i64, i64, T)> {
+        let mut out = vec![];
+        let one = |start: i64, len: i64| {
+            let g = |x: &Tensor| x.narrow(-1, start, len);
+            compute(&g(gates.0), &g(gates.1), &g(gates.2))
+        };
+        let mut start = 0;
+        if phase > 0 && t_len > 0 {
+            let len = (c - phase).min(t_len);
+            out.push((0, len, one(0, len)));
+            start = len;
+        }
+        let n_full = (t_len - start) / c;
+        if n_full > 0 {
+            let r = |x: &Tensor| {
+                let mut shape = x.size();
+                shape.pop();
+                shape.extend([n_full, c]);
+                x.narrow(-1, start, n_full * c).reshape(shape.as_slice())
+            };
+            let all = compute(&r(gates.0), &r(gates.1), &r(gates.2));
+            for i in 0..n_full {
+                out.push((start + i * c, c, pick(&all, i)));
+            }
+            start += n_full * c;
+        }
+        if start < t_len {
+            out.push((start, t_len - start, one(start, t_len - start)));
+        }
+        out
+    }
+
+    fn pick_coefficients(all: &Coefficients, i: i64) -> Coefficients {
+        Coefficients {
+            beta: all.beta.select(-2, i),
+            p: all.p.select(-2, i),
+            rho: all.rho.select(-2, i),
+            gamma: all.gamma.select(-3, i),
+            s_gamma: all.s_gamma.select(-3, i),
+        }
+    }
+
+    /// Only the end-of-chunk row of Titans' chunk coefficients (what the global memory needs: its reads use
+    /// the chunk-start state), in `O(C²)` instead of the full `(C+1)²` matrices' `O(C³)` product, for gates
+    /// `[.., L]`: `β_L = D_{L0}`, `P_L = H_{L0}`, `ρ_L = Σ_{j≥1} D_{Lj} H_{j0}`, `Γ_{Li} = θ_i Σ_{j≥i} D_{Lj} H_{ji}`,
+    /// `θ_i H_{Li}` — the same sums as `titans::chunkwise::torch::coefficients`' last rows.
+    #[derive(Debug)]
+    pub struct EndCoefficients {
+        /// `[..]`
+        pub beta: Tensor,
+        pub p: Tensor,
+        pub rho: Tensor,
+        /// `[.., L]`
+        pub gamma: Tensor,
+        pub s_gamma: Tensor,
+    }
+
+    /// [`EndCoefficients`] of gates `[.., L]`.
+    pub fn end_coefficients(alpha: &Tensor, eta: &Tensor, theta: &Tensor) -> EndCoefficients {
+        let (kind, device) = (alpha.kind(), alpha.device());
+        let l = *alpha.size().last().unwrap();
+        let n = l + 1;
+        let mut lead = alpha.size();
+        lead.pop();
+        let mut one_shape = lead.clone();
+        one_shape.push(1);
+        let one = Tensor::ones(one_shape.as_slice(), (kind, device));
+        // D_{Lj} = Π_{m=j+1}^{L} (1 − α_m), j = 0 … L: a reversed cumulative product, then D_{LL} = 1
+        let keep = alpha.ones_like() - alpha;
+        let d_end = Tensor::cat(&[keep.flip([-1]).cumprod(-1, kind).flip([-1]), one.shallow_clone()], -1);
+        // H_{ji} = Π_{m=i+1}^{j} η_m (j ≥ i), as in the full coefficients
+        let zero = one.zeros_like();
+        let e = Tensor::cat(&[&zero, eta], -1);
+        let idx = Tensor::arange(n, (Kind::Int64, device));
+        let strict = idx.unsqueeze(1).gt_tensor(&idx.unsqueeze(0));
+        let lower = idx.unsqueeze(1).ge_tensor(&idx.unsqueeze(0)).to_kind(kind);
+        let mut full = lead.clone();
+        full.push(n);
+        full.push(n);
+        let ones = Tensor::ones(full.as_slice(), (kind, device));
+        let h = e.unsqueeze(-1).expand(full.as_slice(), false).where_self(&strict, &ones).cumprod(-2, kind) * &lower;
+        // K_i = Σ_{j ≥ 1} D_{Lj} H_{ji}: a row vector times H (the sum starts at the first token)
+        let col_mask = idx.ge(1).to_kind(kind);
+        let k = (d_end.shallow_clone() * col_mask).unsqueeze(-2).matmul(&h).squeeze_dim(-2);
+        let h_last = h.select(-2, l);
+        EndCoefficients {
+            beta: d_end.select(-1, 0),
+            p: h_last.select(-1, 0),
+            rho: k.select(-1, 0),
+            gamma: k.narrow(-1, 1, l) * theta,
+            s_gamma: h_last.narrow(-1, 1, l) * theta,
+        }
     }
 
     /// Titans' chunkwise recurrence (Eqs. 16–18) over one segment `k, v, qt [.., L, d]`, gates `[.., L]`, from
@@ -307,17 +412,13 @@ pub mod torch {
         let t_len = k.size()[k.dim() - 2];
         let (mut w, mut s, mut w_start) = (w, s, w_start);
         let mut ys = vec![];
-        let mut start = 0i64;
-        let mut off = phase as i64;
-        let c = chunk as i64;
         let two_c = 2.0 * loss_scale;
-        while start < t_len {
-            if off == 0 {
+        for (start, len, co) in
+            segment_chunks(gates, t_len, phase as i64, chunk as i64, coefficients, pick_coefficients)
+        {
+            if start > 0 || phase == 0 {
                 w_start = w.shallow_clone();
             }
-            let len = (c - off).min(t_len - start);
-            let g = |x: &Tensor| x.narrow(-1, start, len);
-            let co = coefficients(&g(gates.0), &g(gates.1), &g(gates.2));
             let (kc, vc, qc) = (k.narrow(-2, start, len), v.narrow(-2, start, len), qt.narrow(-2, start, len));
             // errors at the frozen base, rows are tokens: E = K W_startᵀ − V
             let e = kc.matmul(&w_start.transpose(-1, -2)) - &vc;
@@ -336,8 +437,6 @@ pub mod torch {
             let s_new = scalar(&co.p) * &s - (&e * sg_end).transpose(-1, -2).matmul(&kc) * two_c;
             w = w_new;
             s = s_new;
-            off = (off + len) % c;
-            start += len;
         }
         (Tensor::cat(&ys, -2), (w, s, w_start))
     }
@@ -355,32 +454,31 @@ pub mod torch {
         pos: usize,
     ) -> (Tensor, (Tensor, Tensor, Tensor)) {
         let t_len = k.size()[2];
-        let c = cfg.global_chunk as i64;
         let two_c = 2.0 * cfg.loss_scale;
-        let mut off = (pos % cfg.global_chunk) as i64;
-        let mut start = 0i64;
+        let phase = (pos % cfg.global_chunk) as i64;
         let mut ys = vec![];
-        while start < t_len {
-            if off == 0 {
+        let pick = |all: &EndCoefficients, i: i64| EndCoefficients {
+            beta: all.beta.select(-1, i),
+            p: all.p.select(-1, i),
+            rho: all.rho.select(-1, i),
+            gamma: all.gamma.select(-2, i),
+            s_gamma: all.s_gamma.select(-2, i),
+        };
+        for (start, len, co) in segment_chunks(gates, t_len, phase, cfg.global_chunk as i64, end_coefficients, pick) {
+            if start > 0 || phase == 0 {
                 m_start = m.shallow_clone();
             }
-            let len = (c - off).min(t_len - start);
-            let g = |x: &Tensor| x.narrow(-1, start, len);
-            let co = coefficients(&g(gates.0), &g(gates.1), &g(gates.2));
             let (kc, vc, qc) = (k.narrow(2, start, len), v.narrow(2, start, len), q.narrow(2, start, len));
             // Eq. 7, first term: every token of the chunk reads the chunk-start state
             ys.push(qc.matmul(&m_start.transpose(-1, -2)));
+            // Eq. 5 with Titans' momentum and forgetting: the end-of-chunk state from the errors at V_start
             let e = kc.matmul(&m_start.transpose(-1, -2)) - &vc;
-            let scalar = |x: &Tensor| x.select(-1, len).unsqueeze(-1).unsqueeze(-1);
-            let g_end = co.gamma.select(-2, len).unsqueeze(-1);
-            let sg_end = co.s_gamma.select(-2, len).unsqueeze(-1);
-            let m_new =
-                scalar(&co.beta) * &m + scalar(&co.rho) * &s - (&e * g_end).transpose(-1, -2).matmul(&kc) * two_c;
-            let s_new = scalar(&co.p) * &s - (&e * sg_end).transpose(-1, -2).matmul(&kc) * two_c;
+            let scalar = |x: &Tensor| x.unsqueeze(-1).unsqueeze(-1);
+            let m_new = scalar(&co.beta) * &m + scalar(&co.rho) * &s
+                - (&e * co.gamma.unsqueeze(-1)).transpose(-1, -2).matmul(&kc) * two_c;
+            let s_new = scalar(&co.p) * &s - (&e * co.s_gamma.unsqueeze(-1)).transpose(-1, -2).matmul(&kc) * two_c;
             m = m_new;
             s = s_new;
-            off = (off + len) % c;
-            start += len;
         }
         if ys.is_empty() {
             return (q.matmul(&m_start.transpose(-1, -2)), (m, s, m_start));
