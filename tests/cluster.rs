@@ -222,7 +222,7 @@ fn sweeps_expand_into_named_rows() {
 
 #[test]
 fn sweep_errors_name_the_field() {
-    let err = |text: &str| format!("{:#}", load(text).err().expect("must be refused"));
+    let err = |text: &str| format!("{:#}", load(text).expect_err("must be refused"));
     let e = err(&SWEEP.replace("training.lr:", "training.lrr:"));
     assert!(
         e.contains("sweep.training.lrr") && e.contains("unknown field `lrr`") && e.contains("did you mean `lr`"),

@@ -2,6 +2,7 @@
 //! ([`store`]), the study runner ([`runner`]) and the per-study lock ([`lock`]).
 
 pub mod lock;
+pub mod monitor;
 pub mod runner;
 pub mod select;
 pub mod spec;
