@@ -5,6 +5,7 @@ pub mod lock;
 pub mod monitor;
 pub mod runner;
 pub mod select;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 pub mod sweep;
