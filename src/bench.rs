@@ -67,6 +67,8 @@ pub struct BenchOptions {
     pub warmup: usize,
     pub out: PathBuf,
     pub quiet: bool,
+    /// also run titans-pytorch's NeuralMemory (`crate::bench_peers`) and put it in the same table
+    pub peers: bool,
     /// the command line as typed, for the report
     pub command: String,
 }
@@ -247,6 +249,10 @@ pub fn linear_forward_flops(t: usize, d_k: usize, d_v: usize, chunk: usize) -> f
 
 /// Runs the benchmark, prints the table, writes the report and the plot; returns the report's path.
 pub fn run_memory(opts: &BenchOptions) -> Result<PathBuf> {
+    let root = std::env::current_dir()?;
+    if opts.peers {
+        crate::bench_peers::preflight(opts, &root)?;
+    }
     if opts.device == Device::Cpu {
         tch::set_num_threads(opts.threads as i32);
     }
@@ -272,13 +278,26 @@ pub fn run_memory(opts: &BenchOptions) -> Result<PathBuf> {
         }
         memories.push(result);
     }
+    let mut peer = None;
+    if opts.peers {
+        bar.set_message("titans-pytorch (peer venv)");
+        let (groups, version) = crate::bench_peers::run(opts, &root)?;
+        memories.extend(groups);
+        peer = Some(version);
+    }
     bar.finish_and_clear();
     let res = BenchResult { gemm_gflops: gemm, memories };
     let table = table(&res);
     print!("{table}");
     let dir = opts.out.join("bench");
     let md = dir.join("memory.md");
-    write_atomic(&md, report(&res, opts, &table).as_bytes())?;
+    let mut text = report(&res, opts, &table);
+    if let Some(peer) = &peer {
+        let comparison = crate::bench_peers::comparison(&res, peer);
+        print!("{comparison}");
+        text.push_str(&comparison);
+    }
+    write_atomic(&md, text.as_bytes())?;
     println!("GEMM ({GEMM_SIZE}×{GEMM_SIZE} f32 matmul): {:.1} GFLOP/s", res.gemm_gflops);
     match plot(&res, opts)? {
         Some(bytes) => {

@@ -56,8 +56,11 @@ pub fn all_checks() -> Vec<Check> {
     let mut v = Vec::new();
     v.extend(crate::titans::checks());
     v.extend(crate::miras::checks());
+    v.extend(crate::atlas::checks());
+    v.extend(crate::tnt::checks());
     v.extend(crate::models::checks::checks());
     v.extend(crate::memories::checks::checks());
+    v.extend(crate::nl::checks());
     v
 }
 

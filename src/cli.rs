@@ -223,6 +223,10 @@ pub enum Command {
         /// Root folder of the reports (the files go to <out>/bench/).
         #[arg(long, default_value = "reports")]
         out: PathBuf,
+        /// Also run titans-pytorch 0.5.5's NeuralMemory on the same shapes (its default, and the paper's
+        /// semantics chunk_size=1, batch_size=C) and compare; needs `bash benches/peers/setup.sh` once.
+        #[arg(long)]
+        peers: bool,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -342,7 +346,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(0)
         }
-        Command::Bench { what, device, threads, dim, seq, chunks, memories, repeats, warmup, out, quiet } => {
+        Command::Bench { what, device, threads, dim, seq, chunks, memories, repeats, warmup, out, peers, quiet } => {
             if !bench::BENCHMARKS.contains(&what.as_str()) {
                 bail!("unknown benchmark `{what}` (known: {})", bench::BENCHMARKS.join(", "));
             }
@@ -357,6 +361,7 @@ pub fn run(cli: Cli) -> Result<i32> {
                 device: parse_device(&device)?,
                 out,
                 quiet,
+                peers,
                 command: std::iter::once("repro".to_string())
                     .chain(std::env::args().skip(1))
                     .collect::<Vec<_>>()

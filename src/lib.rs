@@ -5,7 +5,9 @@
 //! (token by token, hand-derived gradients) and a tch implementation (batched, autograd, CPU or CUDA) — and
 //! `papers/<key>.yaml` records which check verifies it. Conventions are fixed once in [`memory`].
 
+pub mod atlas;
 pub mod bench;
+pub mod bench_peers;
 pub mod check;
 pub mod cli;
 pub mod device;
@@ -17,10 +19,13 @@ pub mod memory;
 pub mod miras;
 pub mod models;
 pub mod newton_schulz;
+pub mod nl;
+pub mod optim;
 pub mod registry;
 pub mod report;
 pub mod tensor;
 pub mod titans;
+pub mod tnt;
 pub mod tolerance;
 pub mod verify;
 

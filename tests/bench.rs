@@ -139,3 +139,16 @@ fn bench_every_memory_name_runs() {
         assert!(t.contains(&format!("| {name} | 1 |")), "{name} missing: {t}");
     }
 }
+
+#[test]
+fn bench_peers_without_the_peer_venv_says_how_to_create_it() {
+    // run from an empty folder: no benches/peers/.venv there, so the flag fails before any timing
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_repro"))
+        .args(["bench", "memory", "--peers", "--seq", "8", "--dim", "4", "--chunks", "1", "--repeats", "1", "-q"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "benches/peers/setup.sh");
+    assert!(!dir.path().join("reports").exists(), "nothing is written when the peer cannot run");
+}

@@ -226,7 +226,12 @@ pub fn run_study_selected(file: &Path, opts: &RunOptions, sel: &Selection) -> Re
             if let Some(m) = &manifest {
                 // only the keys that change what the run computes count (not description, log_every, ...)
                 let diffs = config_differences(&run_identity(&m.config), &run_identity(&config_value));
-                if !diffs.is_empty() {
+                if let Some(k) = super::stages::first_changed_stage(&m.config, &config_value) {
+                    // only later stages changed: keep stages 1..k, redo the rest (`super::stages`)
+                    eprintln!("{label}: training.stages changed from stage {}; stages before it are kept", k + 1);
+                    rd.write_manifest(&Manifest { config: config_value.clone(), ..m.clone() })?;
+                    let _ = std::fs::remove_file(rd.path.join("result.json"));
+                } else if !diffs.is_empty() {
                     if opts.fresh {
                         discard("its configuration differs")?;
                         manifest = None;

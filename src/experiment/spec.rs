@@ -157,6 +157,13 @@ pub struct TrainingSpec {
     /// log the loss every this many steps
     #[serde(default = "d_log")]
     pub log_every: usize,
+    /// training in stages inside one run, each with its own overrides and steps (TNT §4.2; `super::stages`)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<super::stages::StageSpec>,
+    /// `adamw` (default), `sgd`, `momentum`, `delta-momentum`, `muon`, `m3`, `dmgd` (see `crate::optim`);
+    /// left out of the written configuration when it is the default, so AdamW runs keep their hashes
+    #[serde(default, skip_serializing_if = "crate::optim::OptimizerSpec::is_default")]
+    pub optimizer: crate::optim::OptimizerSpec,
 }
 fn d_wd() -> f64 {
     0.1
@@ -558,9 +565,13 @@ impl Study {
         if t.log_every == 0 {
             return Err(f("training.log_every", "must be at least 1"));
         }
+        if let Err((field, msg)) = t.optimizer.validate() {
+            return Err(f(&format!("training.optimizer.{field}"), &format!("{}: {msg}", t.optimizer.name())));
+        }
         if e.task.kind != TaskKind::Capacity && t.steps == 0 {
             return Err(f("training.steps", "must be at least 1"));
         }
+        super::stages::validate(e).map_err(|(path, msg)| f(&path, &msg))?;
         let m = &e.model;
         if m.dim == 0 || m.heads == 0 || !m.dim.is_multiple_of(m.heads) {
             return Err(blame(

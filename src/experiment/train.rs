@@ -124,6 +124,21 @@ impl AdamW {
     }
 }
 
+impl crate::optim::Optimizer for AdamW {
+    fn clip(&self, clip: f64) -> f64 {
+        AdamW::clip(self, clip)
+    }
+    fn update(&mut self, lr: f64, weight_decay: f64) {
+        AdamW::update(self, lr, weight_decay)
+    }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        AdamW::state(self)
+    }
+    fn load(&mut self, tensors: &BTreeMap<String, Tensor>, step: usize) -> Result<()> {
+        AdamW::load(self, tensors, step)
+    }
+}
+
 /// The result of training one (row, seed).
 pub struct Trained {
     pub model: Box<dyn LanguageModel>,
@@ -143,6 +158,9 @@ pub fn train(
     bar: &ProgressBar,
     stop_after: Option<usize>,
 ) -> Result<Trained> {
+    if !cfg.training.stages.is_empty() {
+        return super::stages::train_stages(cfg, task, seed, device, dir, bar, stop_after);
+    }
     let rule = crate::memories::build(&cfg.model.memory, cfg.model.dim / cfg.model.heads)
         .map_err(|e| anyhow::anyhow!("model.memory: {e}"))?;
     let (vs, model) = crate::tensor::with_torch_seed(seed, || {
@@ -150,8 +168,11 @@ pub fn train(
         let model: Box<dyn LanguageModel> = Box::new(MemoryLm::new(&vs.root(), &cfg.model, task.vocab(), rule));
         (vs, model)
     });
-    let mut opt = AdamW::new(&vs);
     let t = &cfg.training;
+    let mut opt: Box<dyn crate::optim::Optimizer> = match t.optimizer {
+        crate::optim::OptimizerSpec::Adamw => Box::new(AdamW::new(&vs)),
+        ref other => crate::optim::build(other, &vs)?,
+    };
     let hash = config_hash(&serde_yaml::to_value(cfg)?);
     let expected: Vec<TensorInfo> =
         opt.state().iter().map(|(n, t)| TensorInfo { name: n.clone(), shape: t.size() }).collect();

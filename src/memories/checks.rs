@@ -60,6 +60,10 @@ pub fn rule_check(env: &CheckEnv, example: &str) -> Result<Vec<Measurement>> {
         let ill = rule.ill_conditioned_in_f32() && env.kind != tch::Kind::Double;
         let tol = if ill { tolerance::TORCH_F32_ILL_CONDITIONED } else { tolerance::torch_vs_reference(env.kind) };
         let gtol = if ill { tolerance::TORCH_F32_ILL_CONDITIONED } else { tolerance::gradient_vs_reference(env.kind) };
+        let gtol = match rule.f32_gradient_tolerance() {
+            Some(bound) if env.kind != tch::Kind::Double => gtol.max(bound),
+            _ => gtol,
+        };
         let n_gates = rule.gates().len();
         for &seed in &env.seeds {
             let seed = seed + 7 * chunk as u64;
@@ -261,5 +265,10 @@ rule_checks! {
     check_preset_gated_deltanet => "preset-gated-deltanet", "memory_preset_gated_deltanet", "memory interface, preset gated-deltanet: tch vs reference, autograd vs FD, inside LMM/MAC";
     check_preset_longhorn => "preset-longhorn", "memory_preset_longhorn", "memory interface, preset longhorn: tch vs reference, autograd vs FD, inside LMM/MAC";
     check_preset_ttt_linear => "preset-ttt-linear", "memory_preset_ttt_linear", "memory interface, preset ttt-linear: tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_atlas_omega_linear => "atlas-omega-linear", "memory_atlas_omega_linear", "memory interface, ATLAS Omega rule, linear memory, c = 3, p = 2 (sequential and C = 3 with the window halo): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_atlas_omeganet => "atlas-omeganet", "memory_atlas_omeganet", "memory interface, ATLAS OmegaNet: Omega rule on a 2-layer MLP memory, c = 2, p = 2 (sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_atlas_atlas_linear => "atlas-atlas-linear", "memory_atlas_atlas_linear", "memory interface, ATLAS Atlas (Omega + Muon NS-5), linear memory, c = 3, p = 2 (sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_atlas_atlas_deep => "atlas-atlas-deep", "memory_atlas_atlas_deep", "memory interface, ATLAS Atlas with a 2-layer MLP memory (NS-5 per weight matrix), c = 2, p = 2 (sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_tnt => "tnt", "memory_tnt", "memory interface, TNT hierarchy (C_G = 1 and 3, local memories C_L = 2 and 1, S_L = 4, Q-K projection): tch vs reference, autograd vs FD, inside LMM/MAC";
     check_preset_titans_lmm => "preset-titans-lmm", "memory_preset_titans_lmm", "memory interface, preset titans-lmm: tch vs reference, autograd vs FD, inside LMM/MAC";
 }

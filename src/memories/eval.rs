@@ -124,6 +124,31 @@ fn yaad(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)>
 fn memora(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     built(spec_of("memora", p, &["scale"])?)
 }
+const OMEGA: [ParamSpec; 6] = [
+    ParamSpec { name: "window", default: "4", meaning: "c, the Omega window (1 = online delta rule)" },
+    ParamSpec { name: "degree", default: "2", meaning: "p of the polynomial features φ (a_j = 1/j!); 1 = φ(x) = x" },
+    ParamSpec { name: "layers", default: "1", meaning: "1 = linear memory M (d_v × D); ≥ 2 = MLP memory on φ(k)" },
+    ParamSpec { name: "expansion", default: "4", meaning: "deep memory: hidden width = expansion · d_k" },
+    ParamSpec { name: "activation", default: "silu", meaning: "deep memory: silu, gelu or identity" },
+    ParamSpec {
+        name: "residual",
+        default: "false",
+        meaning: "deep memory: M(x) = x + MLP(x) (needs degree 1, d_k = d_v)",
+    },
+];
+fn omega(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    built(spec_of("omega", p, &["window", "degree", "layers", "expansion", "activation", "residual"])?)
+}
+fn atlas(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    built(spec_of(
+        "atlas",
+        p,
+        &["window", "degree", "layers", "expansion", "activation", "residual", "ns_steps", "ns_kind"],
+    )?)
+}
+fn tnt(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    built(spec_of("tnt", p, &["local_chunks", "shard", "qk_projection", "global_memory"])?)
+}
 fn preset(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     let mut q = p.clone();
     q.insert("name".into(), p["preset"].clone());
@@ -186,6 +211,18 @@ pub fn families() -> Vec<RuleFamily> {
             build: preset,
         },
         RuleFamily {
+            name: "tnt.hierarchy",
+            summary: "TNT Eqs. 5–7 / 13–15: global memory (chunk C_G = chunk_size) + local memories reset every S_L tokens, Q-K projection",
+            params: &[
+                ParamSpec { name: "local_chunks", default: "[8]", meaning: "C_L of each local memory (a YAML list)" },
+                ParamSpec { name: "shard", default: "16", meaning: "S_L, the shard length (a multiple of every C_L)" },
+                ParamSpec { name: "qk_projection", default: "true", meaning: "project local-read queries onto the shard's keys (Eq. 7)" },
+                ParamSpec { name: "global_memory", default: "true", meaning: "include the global memory (Eq. 5)" },
+                CHUNK_16,
+            ],
+            build: tnt,
+        },
+        RuleFamily {
             name: "miras.moneta",
             summary: "Moneta (Eqs. 24–25, corrected; chunkwise Eqs. 28–29), linear memory",
             params: &[
@@ -211,6 +248,29 @@ pub fn families() -> Vec<RuleFamily> {
             summary: "Memora (Eq. 27 in logits; chunkwise with the lag token, Eqs. 30–32), rows on the simplex",
             params: &[ParamSpec { name: "scale", default: "1", meaning: "c of the ℓ2 bias c‖Wk − v‖²" }, CHUNK],
             build: memora,
+        },
+        RuleFamily {
+            name: "atlas.omega",
+            summary: "ATLAS Omega rule / OmegaNet (Eqs. 9–11, 15–16, 56): window-c ℓ2 objective on polynomial features, GD with momentum; gates alpha, eta, theta, gamma; state M, S and the window halo",
+            params: &[OMEGA[0], OMEGA[1], OMEGA[2], OMEGA[3], OMEGA[4], OMEGA[5], READ, CHUNK],
+            build: omega,
+        },
+        RuleFamily {
+            name: "atlas.atlas",
+            summary: "ATLAS Atlas (Eqs. 32–33, 40–41, 57–58): the Omega rule with Muon, M = (1−α)M + λ·NS_k(S); gates alpha, eta, theta, gamma, lambda",
+            params: &[
+                OMEGA[0],
+                OMEGA[1],
+                OMEGA[2],
+                OMEGA[3],
+                OMEGA[4],
+                OMEGA[5],
+                ParamSpec { name: "ns_steps", default: "5", meaning: "k, the Newton–Schulz steps (the paper's NS-5)" },
+                ParamSpec { name: "ns_kind", default: "quintic_muon", meaning: "quintic_muon (Muon's coefficients) or cubic" },
+                READ,
+                CHUNK,
+            ],
+            build: atlas,
         },
     ]
 }

@@ -13,7 +13,10 @@
 //! | `moneta` | MIRAS Moneta, Eqs. 24–25 (chunkwise Eq. 28–29; `max_lr` default 0.02) | `p: 3`, `q: 4`, `form: mirror\|printed` |
 //! | `yaad` | MIRAS Yaad, Eq. 26 | — |
 //! | `memora` | MIRAS Memora, Eq. 27 (chunkwise Eqs. 30–32) | `scale: 1` |
+//! | `tnt` | TNT's hierarchy, Eqs. 5–7 / 13–15: global memory with chunk `C_G` = the layer's `chunk_size`, local memories reset every `shard` tokens, Q-K projection | `local_chunks: [C_L, …]` (required), `shard: S_L` (required, a multiple of every `C_L`), `qk_projection: true`, `global_memory: true`, `loss_scale: 1` |
 //! | `preset` | a published recurrence of MIRAS Table 1 | `name: linear-attention\|retnet\|mamba2\|deltanet\|gated-deltanet\|longhorn\|ttt-linear\|titans-lmm` |
+//! | `omega` | ATLAS Omega rule with polynomial features, GD with momentum (OmegaNet with `layers: 2`; Eqs. 9–11, 15–16, 56) | `window: 4`, `degree: 2` (1 = no polynomial map), `layers: 1` (linear), `expansion: 4`, `activation: silu\|gelu\|identity`, `residual: false` |
+//! | `atlas` | ATLAS Atlas: the Omega rule with Muon (Newton–Schulz momentum; Eqs. 32–33, 40–41, 57–58) | the `omega` fields, `ns_steps: 5`, `ns_kind: quintic_muon\|cubic` |
 
 pub mod checks;
 pub mod eval;
@@ -27,6 +30,8 @@ use crate::miras::presets::Preset;
 use crate::models::spec::MemorySpec;
 use crate::titans::memory_rules::{TitansGates, TitansLinear, TitansMlp};
 use crate::titans::mlp_memory::Activation;
+use crate::tnt::hierarchy::TntConfig;
+use crate::tnt::memory_rules::TntLinear;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -77,6 +82,53 @@ pub enum RuleChoice {
     Preset {
         name: Preset,
     },
+    Omega {
+        #[serde(default = "d_window")]
+        window: usize,
+        #[serde(default = "d_degree")]
+        degree: usize,
+        #[serde(default = "d_one")]
+        layers: usize,
+        #[serde(default = "d_expansion")]
+        expansion: usize,
+        #[serde(default)]
+        activation: ActivationName,
+        #[serde(default)]
+        residual: bool,
+    },
+    Atlas {
+        #[serde(default = "d_window")]
+        window: usize,
+        #[serde(default = "d_degree")]
+        degree: usize,
+        #[serde(default = "d_one")]
+        layers: usize,
+        #[serde(default = "d_expansion")]
+        expansion: usize,
+        #[serde(default)]
+        activation: ActivationName,
+        #[serde(default)]
+        residual: bool,
+        #[serde(default = "d_ns_steps")]
+        ns_steps: usize,
+        #[serde(default)]
+        ns_kind: crate::newton_schulz::Kind,
+    },
+    /// TNT's hierarchy (arXiv 2511.07343, `crate::tnt`); the layer's `chunk_size` is the global chunk `C_G`
+    Tnt {
+        local_chunks: Vec<usize>,
+        shard: usize,
+        #[serde(default = "yes")]
+        qk_projection: bool,
+        #[serde(default = "yes")]
+        global_memory: bool,
+        #[serde(default = "d_scale")]
+        loss_scale: f64,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The activation inside Titans' deep memory, as YAML spells it.
@@ -126,9 +178,21 @@ fn d_q() -> f64 {
 fn d_scale() -> f64 {
     1.0
 }
+fn d_window() -> usize {
+    4
+}
+fn d_degree() -> usize {
+    2
+}
+fn d_one() -> usize {
+    1
+}
+fn d_ns_steps() -> usize {
+    crate::newton_schulz::DEFAULT_STEPS
+}
 
 /// Every kind (for messages and `--help`).
-pub const KINDS: [&str; 7] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset"];
+pub const KINDS: [&str; 10] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "omega", "atlas", "tnt"];
 
 /// The rule fields of each kind (besides `kind`), for messages.
 fn rule_fields(kind: &str) -> &'static [&'static str] {
@@ -139,6 +203,9 @@ fn rule_fields(kind: &str) -> &'static [&'static str] {
         "moneta" => &["p", "q", "form"],
         "memora" => &["scale"],
         "preset" => &["name"],
+        "omega" => &["window", "degree", "layers", "expansion", "activation", "residual"],
+        "atlas" => &["window", "degree", "layers", "expansion", "activation", "residual", "ns_steps", "ns_kind"],
+        "tnt" => &["local_chunks", "shard", "qk_projection", "global_memory", "loss_scale"],
         _ => &[],
     }
 }
@@ -235,6 +302,14 @@ pub fn default_max_lr(choice: &RuleChoice) -> f64 {
         RuleChoice::Mlp { .. } => 0.02,
         RuleChoice::Moneta { .. } => 0.02,
         RuleChoice::Framework { memory: Memory::Mlp { .. }, .. } => 0.1,
+        RuleChoice::Omega { window, degree, layers, .. } | RuleChoice::Atlas { window, degree, layers, .. } => {
+            crate::atlas::memory_rules::default_max_lr(
+                *window,
+                *degree,
+                *layers,
+                matches!(choice, RuleChoice::Atlas { .. }),
+            )
+        }
         _ => 0.5,
     }
 }
@@ -257,7 +332,23 @@ pub fn field_of(msg: &str) -> String {
     }
     if let Some((head, _)) = msg.split_once(':') {
         if let Some(field) = head.trim().rsplit(' ').next() {
-            if ["layers", "expansion", "loss_scale", "chunk_size", "max_lr", "read", "p", "q", "scale"].contains(&field)
+            if [
+                "layers",
+                "expansion",
+                "loss_scale",
+                "chunk_size",
+                "max_lr",
+                "read",
+                "p",
+                "q",
+                "scale",
+                "window",
+                "degree",
+                "ns_steps",
+                "local_chunks",
+                "shard",
+            ]
+            .contains(&field)
             {
                 return format!(".{field}");
             }
@@ -325,6 +416,41 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
             sequential_only("a preset")?;
             Arc::new(MirasPreset { preset: name, settings: miras })
         }
+        RuleChoice::Omega { window, degree, layers, expansion, activation, residual } => {
+            let shape = crate::atlas::memory_rules::Shape {
+                window,
+                degree,
+                layers,
+                expansion,
+                activation: activation.into(),
+                residual,
+            };
+            let gates =
+                crate::atlas::memory_rules::OmegaGates { max_lr, momentum: spec.momentum, forgetting: spec.forgetting };
+            Arc::new(crate::atlas::memory_rules::OmegaRule::new(shape, None, gates, chunk)?)
+        }
+        RuleChoice::Atlas { window, degree, layers, expansion, activation, residual, ns_steps, ns_kind } => {
+            let shape = crate::atlas::memory_rules::Shape {
+                window,
+                degree,
+                layers,
+                expansion,
+                activation: activation.into(),
+                residual,
+            };
+            let gates =
+                crate::atlas::memory_rules::OmegaGates { max_lr, momentum: spec.momentum, forgetting: spec.forgetting };
+            if ns_steps == 0 {
+                bail!("atlas: ns_steps must be at least 1 (Newton–Schulz steps; the paper's NS-5 is 5)");
+            }
+            let muon = crate::atlas::omega::Muon { kind: ns_kind, steps: ns_steps };
+            Arc::new(crate::atlas::memory_rules::OmegaRule::new(shape, Some(muon), gates, chunk)?)
+        }
+        RuleChoice::Tnt { local_chunks, shard, qk_projection, global_memory, loss_scale } => {
+            let config = TntConfig { global_chunk: chunk, local_chunks, shard, qk_projection, global_memory, loss_scale };
+            config.validate()?;
+            Arc::new(TntLinear { config, max_lr, momentum: spec.momentum, forgetting: spec.forgetting })
+        }
     };
     if spec.read == crate::memory::ReadMode::BeforeWrite && !rule.reads_before_write() {
         bail!("read: before-write is not defined for {} (it reads after the write)", rule.name());
@@ -352,5 +478,10 @@ pub fn examples() -> Vec<(&'static str, &'static str)> {
         ("preset-longhorn", "{kind: preset, name: longhorn}"),
         ("preset-ttt-linear", "{kind: preset, name: ttt-linear}"),
         ("preset-titans-lmm", "{kind: preset, name: titans-lmm}"),
+        ("atlas-omega-linear", "{kind: omega, window: 3, degree: 2}"),
+        ("atlas-omeganet", "{kind: omega, window: 2, degree: 2, layers: 2, expansion: 1}"),
+        ("atlas-atlas-linear", "{kind: atlas, window: 3, degree: 2}"),
+        ("atlas-atlas-deep", "{kind: atlas, window: 2, degree: 2, layers: 2, expansion: 1}"),
+        ("tnt", "{kind: tnt, local_chunks: [2, 1], shard: 4}"),
     ]
 }

@@ -133,6 +133,11 @@ pub trait MemoryRule: std::fmt::Debug + Send + Sync {
     fn ill_conditioned_in_f32(&self) -> bool {
         false
     }
+    /// A rule whose **outer gradients** are so ill-conditioned that f32 cannot meet the ordinary gradient bound
+    /// states its own f32 bound here (with its reason in `crate::tolerance`); `None` = the ordinary bound.
+    fn f32_gradient_tolerance(&self) -> Option<f64> {
+        None
+    }
     /// Whether `read = before-write` (`y_t = M_{t−1}(q_t)`) is defined for this rule.
     fn reads_before_write(&self) -> bool {
         false

@@ -183,7 +183,7 @@ pub mod torch {
 
     /// Splits `[B, H, T]` gates into the coefficients of the full chunks (`[B, H, N, ...]`, computed at once)
     /// and of the shorter tail chunk, if any.
-    fn all_coefficients(
+    pub(crate) fn all_coefficients(
         alpha: &Tensor,
         eta: &Tensor,
         theta: &Tensor,
@@ -203,7 +203,7 @@ pub mod torch {
         (full, last)
     }
 
-    fn chunk_coefficients(
+    pub(crate) fn chunk_coefficients(
         full: &Option<Coefficients>,
         last: &Option<Coefficients>,
         index: i64,

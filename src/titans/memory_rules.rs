@@ -9,9 +9,9 @@
 //! The linear memory starts at `M_0 = S_0 = 0`; the deep memory's `W^{(l)}_0` are learned (from zeros every
 //! inner gradient of a deep memory vanishes), its `S_0 = 0`.
 
-use super::chunkwise;
 use super::linear_memory::{self, ReadMode};
 use super::mlp_memory::{self, MlpConfig};
+use super::{chunkwise, chunkwise_mlp};
 use crate::memory::rule::{as_matrix, GateSpec, HeadInputs, MemoryRule, StateDraw, StateInit, StateSpec};
 use ndarray::{Array2, ArrayD, ArrayView2};
 use tch::Tensor;
@@ -204,7 +204,7 @@ impl MemoryRule for TitansMlp {
         let o = if self.chunk <= 1 {
             mlp_memory::torch::forward(k, v, q, &g[0], &g[1], &g[2], m0, s0, &cfg, self.loss_scale, read)
         } else {
-            chunkwise::torch::mlp_forward(k, v, q, &g[0], &g[1], &g[2], m0, s0, &cfg, self.chunk, self.loss_scale, read)
+            chunkwise_mlp::mlp_forward(k, v, q, &g[0], &g[1], &g[2], m0, s0, &cfg, self.chunk, self.loss_scale, read)
         };
         let mut st = o.m_final;
         st.extend(o.s_final);

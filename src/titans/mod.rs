@@ -9,6 +9,8 @@ pub mod block_checks;
 pub mod checks;
 pub mod chunkwise;
 pub mod chunkwise_checks;
+pub mod chunkwise_mlp;
+pub mod chunkwise_mlp_checks;
 pub mod linear_memory;
 pub mod memory_rules;
 pub mod mlp_checks;
@@ -84,6 +86,11 @@ pub fn checks() -> Vec<Check> {
             name: "titans_chunkwise_mlp",
             summary: "Eqs. 16–18, MLP memory: batched per-token autograd gradients + coefficient mixing (tch) vs token-by-token mini-batch reference with hand backprop",
             run: chunkwise_checks::mlp_chunkwise,
+        },
+        Check {
+            name: "titans_chunkwise_mlp_factored",
+            summary: "Eqs. 16–18, MLP memory in factored form (rank-one gradient factors, reads as layer-wise closed forms, no per-token weights) vs the materialised form (outputs, states, every outer gradient) and the f64 reference; autograd vs FD",
+            run: chunkwise_mlp_checks::factored_mlp,
         },
         Check {
             name: "titans_chunkwise_state_carry",

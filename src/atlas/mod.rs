@@ -1,0 +1,16 @@
+//! ATLAS: Learning to Optimally Memorize the Context at Test Time (Behrouz, Li, Kacham, Daliri, Deng, Zhong,
+//! Razaviyayn, Mirrokni; arXiv 2505.23735 v1).
+//!
+//! Equation numbers are v1's (<https://arxiv.org/abs/2505.23735v1>); `papers/atlas.yaml` lists every numbered
+//! equation in the project convention with its corrections (⚠), the code and the check. Topics:
+//! [`features`] (Eq. 5's polynomial map), [`omega`] (the Omega rule, OmegaNet and Atlas, sequential and
+//! chunkwise, linear and deep), [`memory_rules`] (the catalogue's `omega` and `atlas` memories), [`checks`]
+//! (equivalences, the Newton–Schulz properties, the polynomial kernel, capacity).
+//! Newton–Schulz itself is the paper-neutral [`crate::newton_schulz`].
+
+pub mod checks;
+pub mod features;
+pub mod memory_rules;
+pub mod omega;
+
+pub use checks::checks;

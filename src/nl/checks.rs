@@ -1,0 +1,557 @@
+//! Checks for Nested Learning (arXiv 2512.24695 v1). The optimizers that train the models (`crate::optim`, tch)
+//! iterate on a seeded random positive-definite quadratic from the same start as their f64 references
+//! (`super::optimizers::reference`, written as loops or closed forms), every iterate compared; the inner problems
+//! of §4 (`super::inner`) are compared against autograd or a numeric solve; equivalences (momentum as a memory ==
+//! ordinary momentum, DMGD with an inactive deep part == momentum) run one side in tch.
+
+use super::inner::{reference as inner_ref, torch as inner_torch};
+use super::optimizers::reference::{self as opt_ref, DeepMomentum, Quadratic};
+use crate::check::{CheckEnv, Measurement};
+use crate::newton_schulz::{self, Kind as NsKind};
+use crate::optim::{self, Moments, NsName, Optimizer, OptimizerSpec};
+use crate::tensor::{from_tch, round_to_kind, to_tch, Arr, Draw};
+use crate::tolerance;
+use anyhow::{Context, Result};
+use ndarray::{Array1, Array2, Ix1, Ix2};
+use tch::{nn, Kind, Tensor};
+
+/// Matrix parameter `r × c` and vector length, odd and unequal.
+const R: usize = 5;
+const C: usize = 7;
+const Z: usize = 4;
+const STEPS: usize = 11;
+
+/// A drawn problem, rounded to the dtype under test.
+pub struct Problem {
+    pub q: Quadratic,
+    pub w0: Array2<f64>,
+    pub z0: Array1<f64>,
+    pub z_star: Array1<f64>,
+    /// one learning rate per step (a varying schedule)
+    pub lrs: Vec<f64>,
+}
+
+fn two(a: Arr) -> Array2<f64> {
+    a.into_dimensionality::<Ix2>().expect("a matrix")
+}
+fn one(a: Arr) -> Array1<f64> {
+    a.into_dimensionality::<Ix1>().expect("a vector")
+}
+
+impl Problem {
+    /// `H = AᵀA/c + ½ I` (eigenvalues in about [0.5, 4.5]), Gaussian `W*`, `W_0`, learning rates in `[lo, hi)`.
+    pub fn draw(seed: u64, kind: Kind, lo: f64, hi: f64) -> Self {
+        let mut d = Draw::new(seed);
+        let a = two(d.normal(&[C, C], 1.0));
+        let h = a.t().dot(&a) / C as f64 + Array2::<f64>::eye(C) * 0.5;
+        let r = |x: Arr| round_to_kind(&x, kind);
+        let h = two(r(h.into_dyn()));
+        let h = (&h + &h.t()) * 0.5; // exactly symmetric after rounding
+        Self {
+            q: Quadratic { h, w_star: two(r(d.normal(&[R, C], 1.0))) },
+            w0: two(r(d.normal(&[R, C], 1.0))),
+            z0: one(r(d.normal(&[Z], 1.0))),
+            z_star: one(r(d.normal(&[Z], 1.0))),
+            lrs: d.uniform(&[STEPS], lo, hi).iter().map(|&x| x as f32 as f64).collect(),
+        }
+    }
+}
+
+/// The tch optimizer `spec` on the problem: parameters `w` (and `z` when `with_vector`), loss
+/// `½⟨(w − W*)H, w − W*⟩ + ½‖z − z*‖²` differentiated by autograd. Returns the iterates of `w` and `z` and the
+/// optimizer's initial state.
+fn torch_run(
+    env: &CheckEnv,
+    spec: &OptimizerSpec,
+    p: &Problem,
+    with_vector: bool,
+    wd: f64,
+) -> Result<(Vec<Arr>, Vec<Arr>, Vec<(String, Tensor)>)> {
+    let (k, dev) = (env.kind, env.device);
+    let vs = nn::VarStore::new(dev);
+    let (w_init, z_init) = (to_tch(&p.w0.clone().into_dyn(), k, dev), to_tch(&p.z0.clone().into_dyn(), k, dev));
+    let mut w = vs.root().var_copy("w", &w_init);
+    let mut z = with_vector.then(|| vs.root().var_copy("z", &z_init));
+    // variables are created in f32: convert, then copy the exact values again
+    let mut vs = vs;
+    vs.set_kind(k);
+    tch::no_grad(|| {
+        w.copy_(&w_init);
+        if let Some(z) = z.as_mut() {
+            z.copy_(&z_init);
+        }
+    });
+    let mut opt: Box<dyn Optimizer> = optim::build(spec, &vs)?;
+    let initial: Vec<(String, Tensor)> = opt.state().into_iter().map(|(n, t)| (n, t.copy())).collect();
+    let h = to_tch(&p.q.h.clone().into_dyn(), k, dev);
+    let w_star = to_tch(&p.q.w_star.clone().into_dyn(), k, dev);
+    let z_star = to_tch(&p.z_star.clone().into_dyn(), k, dev);
+    let (mut ws, mut zs) = (vec![], vec![]);
+    for &lr in &p.lrs {
+        let d = &w - &w_star;
+        let mut loss = (d.matmul(&h) * &d).sum(k) * 0.5;
+        if let Some(z) = &z {
+            loss = loss + (z - &z_star).square().sum(k) * 0.5;
+        }
+        loss.backward();
+        opt.update(lr, wd);
+        ws.push(from_tch(&w)?);
+        if let Some(z) = &z {
+            zs.push(from_tch(z)?);
+        }
+    }
+    Ok((ws, zs, initial))
+}
+
+fn stack2(xs: &[Array2<f64>]) -> Arr {
+    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+    ndarray::stack(ndarray::Axis(0), &views).unwrap().into_dyn()
+}
+fn stack1(xs: &[Array1<f64>]) -> Arr {
+    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+    ndarray::stack(ndarray::Axis(0), &views).unwrap().into_dyn()
+}
+fn stack_arr(xs: &[Arr]) -> Arr {
+    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
+    ndarray::stack(ndarray::Axis(0), &views).unwrap()
+}
+
+/// Eq. 1 (closed form on the quadratic) and Eq. 3 (the FTRL form `W_{t+1} = W_1 − Σ_s λ_s ∇L(W_s)`).
+fn sgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        let p = Problem::draw(seed, env.kind, 0.05, 0.3);
+        let (ws, _, _) = torch_run(env, &OptimizerSpec::Sgd, &p, false, 0.0)?;
+        let closed = opt_ref::sgd_closed_form(&p.q, &p.w0, &p.lrs);
+        let tol = tolerance::torch_vs_reference(env.kind);
+        out.push(Measurement::compare(
+            format!("W_t, Eq. 1 closed form (seed {seed})"),
+            &stack_arr(&ws),
+            &stack2(&closed),
+            tol,
+        )?);
+        // FTRL: the sum of all past gradients, each at the reference iterate where it was taken
+        let mut ftrl = vec![];
+        let mut acc = p.w0.clone();
+        let mut prev = p.w0.clone();
+        for (t, &lr) in p.lrs.iter().enumerate() {
+            acc = acc - p.q.grad(&prev) * lr;
+            ftrl.push(acc.clone());
+            prev = closed[t].clone();
+        }
+        out.push(Measurement::compare(
+            format!("W_t, Eq. 3 FTRL sum (seed {seed})"),
+            &stack_arr(&ws),
+            &stack2(&ftrl),
+            tol,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Eq. 33: tch momentum against the reference loop (with decoupled weight decay).
+fn momentum(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        let p = Problem::draw(seed, env.kind, 0.02, 0.1);
+        let (ws, _, _) = torch_run(env, &OptimizerSpec::Momentum { beta: 0.85 }, &p, false, 0.3)?;
+        let r = opt_ref::momentum(&p.q, &p.w0, 0.85, &p.lrs, 0.3);
+        out.push(Measurement::compare(
+            format!("W_t (seed {seed})"),
+            &stack_arr(&ws),
+            &stack2(&r),
+            tolerance::torch_vs_reference(env.kind),
+        )?);
+    }
+    Ok(out)
+}
+
+/// Eqs. 10–13, 33–34: the two-level system (outer `W`, inner memory `S` = the minimiser of
+/// `⟨S, g⟩ + (1/2λ)‖S − βS_prev‖²` found by a linear solve) equals tch's ordinary momentum.
+fn momentum_as_memory(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        // β = 0: GD as a proximal step (Eqs. 2, 9, 31) == tch SGD; β = 1: Eqs. 10–13; β = 0.8: Eqs. 33–34
+        for (beta, spec) in [
+            (0.0, OptimizerSpec::Sgd),
+            (1.0, OptimizerSpec::Momentum { beta: 1.0 }),
+            (0.8, OptimizerSpec::Momentum { beta: 0.8 }),
+        ] {
+            let p = Problem::draw(seed, env.kind, 0.02, 0.1);
+            let (ws, _, _) = torch_run(env, &spec, &p, false, 0.0)?;
+            let (mut w, mut s) = (p.w0.clone(), Array2::<f64>::zeros((R, C)));
+            let mut nested = vec![];
+            for &lr in &p.lrs {
+                // inner level: the memory compresses the new gradient; outer level: W reads the memory
+                s = inner_ref::momentum_memory_argmin(&s, &p.q.grad(&w), beta, lr);
+                w = &w + &s;
+                nested.push(w.clone());
+            }
+            out.push(Measurement::compare(
+                format!("W_t, nested argmin (beta {beta}) vs tch {} (seed {seed})", spec.name()),
+                &stack_arr(&ws),
+                &stack2(&nested),
+                tolerance::equivalence(env.kind),
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// Eqs. 17–18: linear attention as one unit step of the inner memory `argmin −⟨Mk, v⟩ + ½‖M − M_t‖²` (the same
+/// linear solve as momentum's, with `g = −v kᵀ`, `β = 1`, step 1) == the tch linear-attention state and reads
+/// (Eqs. 15–16, `models::attention::torch::linear_attention_state`).
+fn linear_attention_as_memory(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    for &seed in &env.seeds {
+        let mut d = Draw::new(seed);
+        let (t_len, dk, dv) = (9, 5, 3);
+        let r = |a: Arr| two(round_to_kind(&a, k));
+        let (q, key, v) =
+            (r(d.normal(&[t_len, dk], 1.0)), r(d.normal(&[t_len, dk], 1.0)), r(d.normal(&[t_len, dv], 1.0)));
+        let mut m = Array2::<f64>::zeros((dv, dk));
+        let mut ys = Array2::<f64>::zeros((t_len, dv));
+        for t in 0..t_len {
+            let g = Array2::from_shape_fn((dv, dk), |(a, b)| -v[[t, a]] * key[[t, b]]);
+            m = inner_ref::momentum_memory_argmin(&m, &g, 1.0, 1.0);
+            ys.row_mut(t).assign(&m.dot(&q.row(t)));
+        }
+        let tt = |a: &Array2<f64>| to_tch(&a.clone().into_dyn(), k, dev);
+        let (y, mt) = crate::models::attention::torch::linear_attention_state(&tt(&q), &tt(&key), &tt(&v));
+        let tol = tolerance::torch_vs_reference(k);
+        out.push(Measurement::compare(format!("M_T (seed {seed})"), &from_tch(&mt)?, &m.into_dyn(), tol)?);
+        out.push(Measurement::compare(format!("y_t = M_t q_t (seed {seed})"), &from_tch(&y)?, &ys.into_dyn(), tol)?);
+    }
+    Ok(out)
+}
+
+/// Eqs. 48–49 (consistent form).
+fn delta_momentum(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        let mut p = Problem::draw(seed, env.kind, 0.005, 0.03);
+        // start near the minimum (‖g‖₂ ≈ 3) so that the erase factor β I − 2λ gᵀg stays contractive
+        p.w0 = two(round_to_kind(&(&p.q.w_star + &((&p.w0 - &p.q.w_star) * 0.1)).into_dyn(), env.kind));
+        let (ws, _, _) = torch_run(env, &OptimizerSpec::DeltaMomentum { beta: 0.9 }, &p, false, 0.2)?;
+        let r = opt_ref::delta_momentum(&p.q, &p.w0, 0.9, &p.lrs, 0.2);
+        out.push(Measurement::compare(
+            format!("W_t (seed {seed})"),
+            &stack_arr(&ws),
+            &stack2(&r),
+            tolerance::torch_vs_reference(env.kind),
+        )?);
+        // the erase term acts: plain momentum with learning rate 2λ differs
+        let plain = opt_ref::momentum(&p.q, &p.w0, 0.9, &p.lrs.iter().map(|l| 2.0 * l).collect::<Vec<_>>(), 0.2);
+        let e = crate::tensor::errors(&stack2(&plain), &stack2(&r))?;
+        anyhow::ensure!(
+            e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE,
+            "delta momentum equals plain momentum ({:.2e}): the erase term did nothing",
+            e.rel_rmse
+        );
+    }
+    Ok(out)
+}
+
+/// Eq. 42 (= Eq. 52 with a linear value-less memory and σ = NS), both Newton–Schulz kinds; vectors take Adam.
+fn muon(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        for (ns, kind) in [(NsName::QuinticMuon, NsKind::QuinticMuon), (NsName::Cubic, NsKind::Cubic)] {
+            let p = Problem::draw(seed, env.kind, 0.01, 0.05);
+            let spec = OptimizerSpec::Muon { beta: 0.9, ns, ns_steps: 5, rms_match: true };
+            let (ws, zs, _) = torch_run(env, &spec, &p, true, 0.1)?;
+            let cfg = opt_ref::Muon { beta: 0.9, ns: kind, ns_steps: 5, rms_match: true };
+            let (rw, rz) = opt_ref::muon(&p.q, &p.w0, (&p.z0, &p.z_star), cfg, &p.lrs, 0.1);
+            let tol = tolerance::torch_vs_reference(env.kind);
+            out.push(Measurement::compare(format!("W_t, {kind:?} (seed {seed})"), &stack_arr(&ws), &stack2(&rw), tol)?);
+            out.push(Measurement::compare(
+                format!("z_t Adam, {kind:?} (seed {seed})"),
+                &stack_arr(&zs),
+                &stack1(&rz),
+                tol,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// Algorithm 1 (and Eq. 75 read through it): the tch M3 against the two-loop reference, sums and EMAs,
+/// period 3 over 11 steps (a partial last block).
+fn m3(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        for moments in [Moments::Ema, Moments::Sum] {
+            let p = Problem::draw(seed, env.kind, 0.002, 0.01);
+            let (beta1, beta2, beta3, alpha, eps, frequency) = (0.9, 0.99, 0.8, 0.7, 1e-3, 3);
+            let spec = OptimizerSpec::M3 {
+                beta1,
+                beta2,
+                beta3,
+                alpha,
+                eps,
+                frequency,
+                moments,
+                ns: NsName::QuinticMuon,
+                ns_steps: 5,
+            };
+            let (ws, zs, _) = torch_run(env, &spec, &p, true, 0.1)?;
+            let cfg = opt_ref::M3 {
+                beta1,
+                beta2,
+                beta3,
+                alpha,
+                eps,
+                frequency,
+                ema: moments == Moments::Ema,
+                ns: NsKind::QuinticMuon,
+                ns_steps: 5,
+            };
+            let (rw, rz) = opt_ref::m3(&p.q, &p.w0, (&p.z0, &p.z_star), cfg, &p.lrs, 0.1);
+            let tol = tolerance::torch_vs_reference(env.kind);
+            out.push(Measurement::compare(
+                format!("W_t, {moments:?} (seed {seed})"),
+                &stack_arr(&ws),
+                &stack2(&rw),
+                tol,
+            )?);
+            out.push(Measurement::compare(
+                format!("z_t Adam, {moments:?} (seed {seed})"),
+                &stack_arr(&zs),
+                &stack1(&rz),
+                tol,
+            )?);
+            // the slow memory acts: α = 0 gives other iterates
+            let (r0, _) = opt_ref::m3(&p.q, &p.w0, (&p.z0, &p.z_star), opt_ref::M3 { alpha: 0.0, ..cfg }, &p.lrs, 0.1);
+            let e = crate::tensor::errors(&stack2(&r0), &stack2(&rw))?;
+            anyhow::ensure!(e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE, "M3's slow momentum had no effect");
+        }
+    }
+    Ok(out)
+}
+
+fn initial_slot(state: &[(String, Tensor)], name: &str) -> Result<Array2<f64>> {
+    let t = &state.iter().find(|(n, _)| n == name).with_context(|| format!("no {name} in the optimizer state"))?.1;
+    Ok(two(from_tch(t)?))
+}
+
+/// Eq. 50: tch DMGD (inner gradients by autograd) against the reference (inner gradients by hand), from the
+/// optimizer's own initial memory.
+fn dmgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        let p = Problem::draw(seed, env.kind, 0.02, 0.08);
+        let (beta, inner_lr, hidden) = (0.8, 0.7, 3);
+        let (ws, _, init) = torch_run(env, &OptimizerSpec::Dmgd { beta, inner_lr, hidden }, &p, false, 0.1)?;
+        let psi0 = DeepMomentum {
+            b: initial_slot(&init, "dmgd_b.w")?,
+            w1: initial_slot(&init, "dmgd_w1.w")?,
+            w2: initial_slot(&init, "dmgd_w2.w")?,
+        };
+        let r = opt_ref::dmgd(&p.q, &p.w0, &psi0, beta, inner_lr, &p.lrs, 0.1);
+        out.push(Measurement::compare(
+            format!("W_t (seed {seed})"),
+            &stack_arr(&ws),
+            &stack2(&r),
+            tolerance::torch_vs_reference(env.kind),
+        )?);
+        // the deep part acts: with it removed the iterates differ
+        let lin = DeepMomentum { w1: Array2::zeros(psi0.w1.raw_dim()), ..psi0.clone() };
+        let r0 = opt_ref::dmgd(&p.q, &p.w0, &lin, beta, inner_lr, &p.lrs, 0.1);
+        let e = crate::tensor::errors(&stack2(&r0), &stack2(&r))?;
+        anyhow::ensure!(e.rel_rmse > 1e-6, "DMGD's deep part had no effect ({:.2e})", e.rel_rmse);
+    }
+    Ok(out)
+}
+
+/// Eq. 50's reduction: a memory whose deep part is inactive (`W₁ = W₂ = 0` is a fixed point of its inner
+/// descent), `η = 1`, constant `λ`: DMGD's reference == tch momentum.
+fn dmgd_reduces_to_momentum(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        let mut p = Problem::draw(seed, env.kind, 0.02, 0.08);
+        let lr = p.lrs[0];
+        p.lrs = vec![lr; STEPS];
+        let beta = 0.75;
+        let (ws, _, _) = torch_run(env, &OptimizerSpec::Momentum { beta }, &p, false, 0.0)?;
+        let psi0 = DeepMomentum { b: Array2::zeros((R, C)), w1: Array2::zeros((3, C)), w2: Array2::zeros((C, 3)) };
+        let r = opt_ref::dmgd(&p.q, &p.w0, &psi0, beta, 1.0, &p.lrs, 0.0);
+        out.push(Measurement::compare(
+            format!("W_t (seed {seed})"),
+            &stack_arr(&ws),
+            &stack2(&r),
+            tolerance::equivalence(env.kind),
+        )?);
+    }
+    Ok(out)
+}
+
+/// Eqs. 8, 29–31: autograd's weight gradients of a two-layer perceptron == the outer products `δ_ℓ x̂_{ℓ−1}ᵀ` of the
+/// local surprise signals (summed over a batch of 3 inputs).
+fn backprop(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    for &seed in &env.seeds {
+        let mut d = Draw::new(seed);
+        let (din, dh, dout, n) = (5, 6, 3, 3);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let (w1, b1, w2, b2) = (
+            r(d.normal(&[dh, din], 0.5)),
+            r(d.normal(&[dh], 0.3)),
+            r(d.normal(&[dout, dh], 0.5)),
+            r(d.normal(&[dout], 0.3)),
+        );
+        let (x, y) = (r(d.normal(&[n, din], 1.0)), r(d.normal(&[n, dout], 1.0)));
+        let net =
+            inner_ref::TwoLayer { w1: two(w1.clone()), b1: one(b1.clone()), w2: two(w2.clone()), b2: one(b2.clone()) };
+        let (xs, ys) = (two(x.clone()), two(y.clone()));
+        let mut sums: Vec<Arr> = vec![];
+        for i in 0..n {
+            let (g1, gb1, g2, gb2) = inner_ref::backprop(&net, &xs.row(i).to_owned(), &ys.row(i).to_owned());
+            let gs = [g1.into_dyn(), gb1.into_dyn(), g2.into_dyn(), gb2.into_dyn()];
+            if sums.is_empty() {
+                sums = gs.to_vec();
+            } else {
+                for (s, g) in sums.iter_mut().zip(gs) {
+                    *s = &*s + &g;
+                }
+            }
+        }
+        let t = |a: &Arr| to_tch(a, k, dev);
+        let grads = inner_torch::backprop(&t(&w1), &t(&b1), &t(&w2), &t(&b2), &t(&x), &t(&y));
+        for ((name, g), s) in ["dL/dW1", "dL/db1", "dL/dW2", "dL/db2"].iter().zip(&grads).zip(&sums) {
+            out.push(Measurement::compare(
+                format!("{name} (seed {seed})"),
+                &from_tch(g)?,
+                s,
+                tolerance::gradient_vs_reference(k),
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// Eqs. 43–44: one autograd step (ζ = 1/4) on `½‖O − g‖² + ½‖OᵀO − I‖²` from `O₀ = g` is the cubic Newton–Schulz
+/// step (`newton_schulz::reference`, 1 step); `k` steps of size ½ on `¼‖OᵀO − I‖²` (reference) are `k` cubic
+/// steps (`newton_schulz::torch`); the printed Eq. 44 step (reference) == the autograd step.
+fn newton_schulz_as_descent(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    for &seed in &env.seeds {
+        let mut d = Draw::new(seed);
+        let s = two(round_to_kind(&d.normal(&[R, C], 1.0), k));
+        // Newton–Schulz first normalises, X_0 = s / (‖s‖ + ε) (NL does not state it; convergence needs it): the
+        // inner memory starts from that X_0, and NS is given s itself
+        let g = &s / (s.iter().map(|x| x * x).sum::<f64>().sqrt() + newton_schulz::NORM_EPS);
+        let gt = to_tch(&g.clone().into_dyn(), k, dev);
+        let st = to_tch(&s.clone().into_dyn(), k, dev);
+        let step = inner_torch::orthogonalization_step(&gt, &gt, 0.25);
+        let ns1 = newton_schulz::reference::orthogonalize(&s, NsKind::Cubic, 1);
+        let tol = tolerance::torch_vs_reference(k);
+        out.push(Measurement::compare(
+            format!("O_1 = cubic NS (seed {seed})"),
+            &from_tch(&step)?,
+            &ns1.into_dyn(),
+            tol,
+        )?);
+        let printed = inner_ref::orthogonalization_step(&g, &g, 0.25);
+        out.push(Measurement::compare(
+            format!("Eq. 44 printed gradient vs autograd (seed {seed})"),
+            &from_tch(&step)?,
+            &printed.into_dyn(),
+            tol,
+        )?);
+        // a second step of Eq. 44 differs from pure NS: the (O − g) pull
+        let second = inner_ref::orthogonalization_step(&two(from_tch(&step)?), &g, 0.25);
+        let ns2 = newton_schulz::reference::orthogonalize(&s, NsKind::Cubic, 2);
+        let e = crate::tensor::errors(&second.into_dyn(), &ns2.into_dyn())?;
+        anyhow::ensure!(e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE, "Eq. 44's second step equals pure NS");
+        let descent = inner_ref::orthogonality_descent(&g, 5);
+        let ns5 = newton_schulz::torch::orthogonalize(&st, NsKind::Cubic, 5);
+        out.push(Measurement::compare(
+            format!("5 descent steps = NS-5 cubic (seed {seed})"),
+            &from_tch(&ns5)?,
+            &descent.into_dyn(),
+            tol,
+        )?);
+    }
+    Ok(out)
+}
+
+/// Eqs. 56–57: the DGD closed form (reference, Sherman–Morrison) == the minimiser of Eq. 56 by a batched linear
+/// solve (tch), for inputs of any norm; and the printed Eq. 57 (`η' = η/(1+η)`, `u = −∇_y L`) for unit inputs.
+fn dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    let b = 3;
+    for &seed in &env.seeds {
+        let mut d = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let w = r(d.normal(&[b, R, C], 1.0));
+        let x_any = r(d.normal(&[b, C], 0.8));
+        let x_unit = r(d.unit_rows(&[b, C]));
+        let u = r(d.normal(&[b, R], 1.0));
+        let eta = 0.7;
+        let tol = tolerance::torch_vs_reference(k);
+        for (label, x) in [("any norm", &x_any), ("unit norm", &x_unit)] {
+            let solved = inner_torch::dgd_solve(&to_tch(&w, k, dev), &to_tch(x, k, dev), &to_tch(&u, k, dev), eta);
+            let (mut closed, mut printed) = (vec![], vec![]);
+            for i in 0..b {
+                let wi = two(w.index_axis(ndarray::Axis(0), i).to_owned());
+                let xi = one(x.index_axis(ndarray::Axis(0), i).to_owned());
+                let ui = one(u.index_axis(ndarray::Axis(0), i).to_owned());
+                closed.push(inner_ref::dgd_step(&wi, &xi, &ui, eta));
+                // Eq. 57 as printed: W(I − η' x xᵀ) − η' ∇_y L ⊗ x with ∇_y L = −u, η' = η/(1+η)
+                let ep = eta / (1.0 + eta);
+                let xx = Array2::from_shape_fn((C, C), |(a, c)| xi[a] * xi[c]);
+                let grad_x = Array2::from_shape_fn((R, C), |(a, c)| -ui[a] * xi[c]);
+                printed.push(wi.dot(&(Array2::<f64>::eye(C) - xx * ep)) - grad_x * ep);
+            }
+            out.push(Measurement::compare(
+                format!("W_t+1 closed form, {label} (seed {seed})"),
+                &from_tch(&solved)?,
+                &stack2(&closed),
+                tol,
+            )?);
+            if label == "unit norm" {
+                out.push(Measurement::compare(
+                    format!("Eq. 57 as printed, unit x (seed {seed})"),
+                    &from_tch(&solved)?,
+                    &stack2(&printed),
+                    tol,
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn checks() -> Vec<crate::check::Check> {
+    use crate::check::Check;
+    vec![
+        Check { name: "nl_sgd", summary: "tch SGD on a random PD quadratic == its closed form (Eq. 1) and the FTRL sum (Eq. 3)", run: sgd },
+        Check { name: "nl_momentum", summary: "tch momentum optimizer == f64 loop of Eq. 33 on a PD quadratic (varying lr, weight decay)", run: momentum },
+        Check {
+            name: "nl_momentum_as_memory",
+            summary: "two-level system, inner memory = argmin <S,g> + ||S - beta S_prev||^2/2lr by a linear solve (Eqs. 12-13, 34) == tch momentum",
+            run: momentum_as_memory,
+        },
+        Check {
+            name: "nl_linear_attention_as_memory",
+            summary: "linear attention as unit GD steps of the inner argmin -<Mk,v> + ||M - M_t||^2/2 (Eqs. 17-18) == tch linear-attention state and reads",
+            run: linear_attention_as_memory,
+        },
+        Check { name: "nl_delta_momentum", summary: "tch delta momentum == f64 loop of Eqs. 48-49 (consistent form), and != plain momentum", run: delta_momentum },
+        Check { name: "nl_muon", summary: "tch Muon (quintic and cubic NS, Adam on vectors) == f64 loop of Eq. 42 / Eq. 52", run: muon },
+        Check { name: "nl_m3", summary: "tch M3 == f64 two-loop Algorithm 1 (sum and EMA moments, period 3, partial block); alpha matters", run: m3 },
+        Check { name: "nl_dmgd", summary: "tch DMGD (inner grads by autograd) == f64 Eq. 50 loop (inner grads by hand); the deep part matters", run: dmgd },
+        Check { name: "nl_dmgd_reduces_to_momentum", summary: "f64 DMGD with an inactive deep part, eta = 1 == tch momentum (Eq. 50 -> Eq. 33)", run: dmgd_reduces_to_momentum },
+        Check { name: "nl_backprop_as_memory", summary: "autograd weight gradients == outer products delta x^T of the local surprise signals (Eqs. 8, 29)", run: backprop },
+        Check {
+            name: "nl_newton_schulz_as_descent",
+            summary: "one autograd GD step (zeta = 1/4) on Eq. 44's objective == cubic NS step; 5 descent steps on ||O^T O - I||^2/4 == NS-5",
+            run: newton_schulz_as_descent,
+        },
+        Check { name: "nl_dgd", summary: "DGD closed form (Sherman-Morrison, Eq. 57 general norm) == batched linear solve of Eq. 56; printed Eq. 57 for unit x", run: dgd },
+    ]
+}

@@ -1,0 +1,19 @@
+//! Nested Learning: The Illusion of Deep Learning Architectures (Behrouz, Razaviyayn, Zhong, Mirrokni;
+//! arXiv 2512.24695 v1, <https://arxiv.org/abs/2512.24695v1>; equation numbers as v1 prints them, in project form
+//! in `papers/nl.yaml`).
+//!
+//! * [`optimizers`]: the optimizers of §4 as f64 references on quadratics; their tch versions are the
+//!   paper-neutral `crate::optim` that `training.optimizer` selects;
+//! * [`inner`]: the inner problems (momentum as a memory, backprop as a memory, Newton–Schulz as descent, DGD);
+//! * [`checks`]: every check, registered in `papers/nl.yaml`.
+
+pub mod checks;
+pub mod inner;
+pub mod optimizers;
+
+use crate::check::Check;
+
+/// Every Nested Learning check.
+pub fn checks() -> Vec<Check> {
+    checks::checks()
+}
