@@ -136,3 +136,56 @@ fn a_diverged_memory_is_written_as_null_and_read_back() {
     assert!(back.surprise.is_nan() && back.norm["m"].is_nan());
     assert_eq!((back.memory_norm, back.gates["alpha"]), (2.5, 0.25));
 }
+
+/// Every run's `metrics.jsonl` carries tokens/s and the memory diagnostics at each logged step, staged runs
+/// (whose run-level file is rebuilt from the stages') included, and the report tabulates and plots them.
+#[test]
+fn runs_log_throughput_and_diagnostics_and_the_report_shows_them() {
+    use repro::experiment::runner::{run_study, RunOptions};
+    use repro::experiment::store::RunDir;
+    let study = r#"name: diag
+paper: titans
+task: { kind: mqar, vocab: 16, seq_len: 12, num_pairs: 3 }
+model: { kind: lmm, dim: 8, heads: 2, segment_len: 4 }
+training: { steps: 4, batch_size: 4, lr: 0.01, log_every: 2 }
+evaluation: { batches: 1, batch_size: 4 }
+seeds: [0]
+ablations:
+  - name: LMM
+  - name: staged
+    set: { training.stages: [{ steps: 2 }, { steps: 2, set: { training.lr: 0.005 } }] }
+"#;
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("diag.yaml");
+    std::fs::write(&f, study).unwrap();
+    let out = tmp.path().join("out");
+    let opts = RunOptions {
+        scale: "tiny".into(),
+        sets: vec![],
+        out: out.clone(),
+        quiet: true,
+        fresh: false,
+        stop_after: None,
+        device: None,
+    };
+    let o = run_study(&f, &opts).unwrap();
+    assert!(o.failed.is_empty(), "{:?}", o.failed);
+    for row in ["LMM", "staged"] {
+        let rd = RunDir::new(&out.join("diag"), row, 0);
+        let lines: Vec<serde_json::Value> = rd.metric_records().unwrap();
+        assert_eq!(lines.iter().map(|l| l["step"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 4], "{row}");
+        for l in &lines {
+            assert!(l["tokens_per_s"].as_f64().unwrap() > 0.0, "{row}: {l}");
+            let m = &l["memory"][0];
+            assert_eq!(m["layer"], "block0.memory", "{row}: {l}");
+            assert!(m["memory_norm"].as_f64().unwrap() > 0.0 && m["surprise"].as_f64().unwrap() > 0.0, "{row}: {l}");
+            assert!(m["gates"]["theta"].as_f64().unwrap() > 0.0, "{row}: {l}");
+        }
+        assert!(rd.result().unwrap().unwrap().tokens_per_s.unwrap() > 0.0, "{row}");
+    }
+    let report = std::fs::read_to_string(out.join("diag/report.md")).unwrap();
+    assert!(report.contains("## Throughput and memory diagnostics") && report.contains("| staged |"), "{report}");
+    assert!(report.contains("![Memory diagnostics](memory_diagnostics.png)"));
+    let png = std::fs::read(out.join("diag/memory_diagnostics.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+}

@@ -143,9 +143,10 @@ fn a_changed_stage_two_keeps_stage_one() {
     let modified = std::fs::metadata(&stage1).unwrap().modified().unwrap();
 
     // stage 2 now uses C_L = 2 and 4 steps: stage 1 is kept, stage 2 redone
-    let changed = TWO_STAGE
-        .replace("steps: 7", "steps: 8")
-        .replace("{ steps: 3, set: { model.memory.local_chunks: [1]", "{ steps: 4, set: { model.memory.local_chunks: [2]");
+    let changed = TWO_STAGE.replace("steps: 7", "steps: 8").replace(
+        "{ steps: 3, set: { model.memory.local_chunks: [1]",
+        "{ steps: 4, set: { model.memory.local_chunks: [2]",
+    );
     let file2 = write(tmp.path(), "staged2.yaml", &changed);
     run_study(&file2, &opts(&out, None)).unwrap();
     assert_eq!(std::fs::read(&stage1).unwrap(), before);
@@ -159,7 +160,11 @@ fn a_changed_stage_two_keeps_stage_one() {
     assert_same_run(&rd, &run_dir(&fresh));
 
     // a change before the last stage (stage 1) is a different run: refused without --fresh
-    let other = write(tmp.path(), "staged3.yaml", &changed.replace("- { steps: 4 }", "- { steps: 4, set: { training.lr: 0.02 } }"));
+    let other = write(
+        tmp.path(),
+        "staged3.yaml",
+        &changed.replace("- { steps: 4 }", "- { steps: 4, set: { training.lr: 0.02 } }"),
+    );
     let err = run_study(&other, &opts(&out, None)).err().expect("stage 1 changed");
     assert!(format!("{err:#}").contains("different configuration"), "{err:#}");
 }
@@ -175,7 +180,10 @@ fn bad_stages_are_refused_with_the_field() {
     let e = load_err(&TWO_STAGE.replace("steps: 7", "steps: 9"));
     assert!(e.contains("training.steps") && e.contains("sum of training.stages"), "{e}");
     let e = load_err(&TWO_STAGE.replace("training.lr: 0.005", "task.seq_len: 20"));
-    assert!(e.contains("training.stages") && e.contains("task.seq_len") && e.contains("cannot be set per stage"), "{e}");
+    assert!(
+        e.contains("training.stages") && e.contains("task.seq_len") && e.contains("cannot be set per stage"),
+        "{e}"
+    );
     let e = load_err(&TWO_STAGE.replace("local_chunks: [1]", "local_chunks: [3]"));
     assert!(e.contains("stage 2") && e.contains("multiple of every local chunk"), "{e}");
     let e = load_err(&TWO_STAGE.replace("- { steps: 4 }", "- { steps: 4, sett: {} }"));

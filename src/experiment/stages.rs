@@ -26,7 +26,7 @@
 //! model's parameters (names or shapes) is refused when its checkpoint is loaded, naming the tensor.
 
 use super::spec::{set_path, Experiment};
-use super::store::{config_hash, run_identity, MetricLine, RunDir};
+use super::store::{config_hash, run_identity, RunDir};
 use super::tasks::Task;
 use super::train::{train, Trained};
 use anyhow::{anyhow, bail, Context, Result};
@@ -163,8 +163,11 @@ pub fn train_stages(
     let mut valid = true;
     for j in 0..n {
         let dir = stage_dir(run, j);
-        let want =
-            StageRecord { stage: j + 1, config_hash: hashes[j].clone(), previous: if j == 0 { String::new() } else { hashes[j - 1].clone() } };
+        let want = StageRecord {
+            stage: j + 1,
+            config_hash: hashes[j].clone(),
+            previous: if j == 0 { String::new() } else { hashes[j - 1].clone() },
+        };
         valid = valid && read_record(&dir).as_ref() == Some(&want);
         if !valid && dir.path.exists() {
             std::fs::remove_dir_all(&dir.path).with_context(|| format!("removing {}", dir.path.display()))?;
@@ -175,8 +178,11 @@ pub fn train_stages(
     for j in 0..n {
         let dir = stage_dir(run, j);
         std::fs::create_dir_all(&dir.path).with_context(|| format!("creating {}", dir.path.display()))?;
-        let record =
-            StageRecord { stage: j + 1, config_hash: hashes[j].clone(), previous: if j == 0 { String::new() } else { hashes[j - 1].clone() } };
+        let record = StageRecord {
+            stage: j + 1,
+            config_hash: hashes[j].clone(),
+            previous: if j == 0 { String::new() } else { hashes[j - 1].clone() },
+        };
         crate::fsutil::write_atomic(&dir.path.join("stage.json"), serde_json::to_string_pretty(&record)?.as_bytes())?;
         if let Some(prev) = &done {
             if !dir.path.join("checkpoint.json").exists() {
@@ -211,14 +217,15 @@ pub fn train_stages(
 
 /// Rewrites the run's `metrics.jsonl` from the stage folders (steps offset by the stages before).
 fn write_run_metrics(run: &RunDir, n: usize, stages: &[StageSpec]) -> Result<()> {
-    let mut lines: Vec<MetricLine> = vec![];
+    // whole lines (throughput and memory diagnostics included), only the step offset
+    let mut lines: Vec<serde_json::Value> = vec![];
     let mut offset = 0u64;
     for (j, stage) in stages.iter().enumerate().take(n) {
         let dir = stage_dir(run, j);
         if dir.path.exists() {
-            for mut l in dir.metrics()? {
-                l.step += offset;
-                lines.push(l);
+            for (l, mut v) in dir.metrics()?.into_iter().zip(dir.metric_records::<serde_json::Value>()?) {
+                v["step"] = serde_json::json!(l.step + offset);
+                lines.push(v);
             }
         }
         offset += stage.steps as u64;

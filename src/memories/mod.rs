@@ -192,7 +192,8 @@ fn d_ns_steps() -> usize {
 }
 
 /// Every kind (for messages and `--help`).
-pub const KINDS: [&str; 10] = ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "omega", "atlas", "tnt"];
+pub const KINDS: [&str; 10] =
+    ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "omega", "atlas", "tnt"];
 
 /// The rule fields of each kind (besides `kind`), for messages.
 fn rule_fields(kind: &str) -> &'static [&'static str] {
@@ -447,7 +448,8 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
             Arc::new(crate::atlas::memory_rules::OmegaRule::new(shape, Some(muon), gates, chunk)?)
         }
         RuleChoice::Tnt { local_chunks, shard, qk_projection, global_memory, loss_scale } => {
-            let config = TntConfig { global_chunk: chunk, local_chunks, shard, qk_projection, global_memory, loss_scale };
+            let config =
+                TntConfig { global_chunk: chunk, local_chunks, shard, qk_projection, global_memory, loss_scale };
             config.validate()?;
             Arc::new(TntLinear { config, max_lr, momentum: spec.momentum, forgetting: spec.forgetting })
         }

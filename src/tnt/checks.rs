@@ -109,7 +109,8 @@ fn reference_parts(rule: &TntLinear, x: &RuleInputs) -> (Arr, Option<Arr>, Vec<A
         }
     }
     let n_local = yl[0].len();
-    let locals = (0..n_local).map(|i| stack_heads(&yl.iter().map(|l| l[i].clone()).collect::<Vec<_>>(), nb, nh)).collect();
+    let locals =
+        (0..n_local).map(|i| stack_heads(&yl.iter().map(|l| l[i].clone()).collect::<Vec<_>>(), nb, nh)).collect();
     let states =
         (0..st[0].len()).map(|i| stack_heads(&st.iter().map(|s| s[i].clone()).collect::<Vec<_>>(), nb, nh)).collect();
     let global = rule.config.global_memory.then(|| stack_heads(&yg, nb, nh));
@@ -119,7 +120,13 @@ fn reference_parts(rule: &TntLinear, x: &RuleInputs) -> (Arr, Option<Arr>, Vec<A
 /// Tokens `from .. from + len` of the inputs (the states unchanged).
 fn tokens(x: &RuleInputs, from: usize, len: usize) -> RuleInputs {
     let cut = |a: &Arr| a.slice_axis(Axis(2), ndarray::Slice::from(from..from + len)).to_owned();
-    RuleInputs { k: cut(&x.k), v: cut(&x.v), q: cut(&x.q), gates: x.gates.iter().map(cut).collect(), state: x.state.clone() }
+    RuleInputs {
+        k: cut(&x.k),
+        v: cut(&x.v),
+        q: cut(&x.q),
+        gates: x.gates.iter().map(cut).collect(),
+        state: x.state.clone(),
+    }
 }
 
 fn torch_run(rule: &TntLinear, xt: &[Tensor]) -> hierarchy::torch::Outputs {
@@ -209,7 +216,12 @@ fn hierarchy_gradients(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let loss_ref = |x: &RuleInputs| -> f64 {
                 let (y, _, _, st) = reference_parts(&rule, x);
                 inner(&ry, &y)
-                    + st.iter().zip(&rs).enumerate().filter(|(i, _)| *i != lay.pos()).map(|(_, (a, b))| inner(b, a)).sum::<f64>()
+                    + st.iter()
+                        .zip(&rs)
+                        .enumerate()
+                        .filter(|(i, _)| *i != lay.pos())
+                        .map(|(_, (a, b))| inner(b, a))
+                        .sum::<f64>()
             };
             let xt = case.tensors(env, true);
             let o = torch_run(&rule, &xt);
@@ -287,13 +299,24 @@ fn one_level_is_titans(env: &CheckEnv) -> Result<Vec<Measurement>> {
             let alg = tolerance::ALGEBRAIC_F64;
             out.push(Measurement::compare(format!("reference o vs Titans ({tag})"), &y_n, &y_t, alg)?);
             out.push(Measurement::compare(format!("reference W_T vs Titans M_T ({tag})"), &st_n[w], &st_t[0], alg)?);
-            out.push(Measurement::compare(format!("reference S_T vs Titans S_T ({tag})"), &st_n[w + 1], &st_t[1], alg)?);
+            out.push(Measurement::compare(
+                format!("reference S_T vs Titans S_T ({tag})"),
+                &st_n[w + 1],
+                &st_t[1],
+                alg,
+            )?);
             // tch vs tch
             let xt = case.tensors(env, false);
             let o = tch::no_grad(|| torch_run(&rule, &xt));
             let txt: Vec<Tensor> = tx.all().iter().map(|a| to_tch(a, env.kind, env.device)).collect();
-            let (y, st) = tch::no_grad(|| titans.forward(&txt[0], &txt[1], &txt[2], &txt[3..6], &txt[6..], ReadMode::AfterWrite));
-            out.push(Measurement::compare(format!("tch o vs Titans tch ({tag})"), &from_tch(&o.y)?, &from_tch(&y)?, tol)?);
+            let (y, st) =
+                tch::no_grad(|| titans.forward(&txt[0], &txt[1], &txt[2], &txt[3..6], &txt[6..], ReadMode::AfterWrite));
+            out.push(Measurement::compare(
+                format!("tch o vs Titans tch ({tag})"),
+                &from_tch(&o.y)?,
+                &from_tch(&y)?,
+                tol,
+            )?);
             out.push(Measurement::compare(
                 format!("tch W_T vs Titans tch M_T ({tag})"),
                 &from_tch(&o.state[w])?,
@@ -345,7 +368,12 @@ fn resets_at_boundaries(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 let alone = tch::no_grad(|| torch_run(&rule, &ft));
                 let tag = format!("{}, shard from token {s0}, {len} tokens, start pos {pos}, seed {seed}", rule.name());
                 let piece = from_tch(&whole.y.narrow(2, s0, len))?;
-                out.push(Measurement::compare(format!("tch: in sequence vs alone ({tag})"), &piece, &from_tch(&alone.y)?, tol)?);
+                out.push(Measurement::compare(
+                    format!("tch: in sequence vs alone ({tag})"),
+                    &piece,
+                    &from_tch(&alone.y)?,
+                    tol,
+                )?);
                 let (y_alone_ref, _, _, _) = reference_parts(&rule, &fresh);
                 let ref_piece = y_ref.slice(s![.., .., s0 as usize..(s0 + len) as usize, ..]).to_owned().into_dyn();
                 out.push(Measurement::compare(
@@ -463,7 +491,12 @@ fn qk_projection_check(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 &expect_q,
                 tol,
             )?);
-            out.push(Measurement::compare(format!("P_T block form vs recurrence ({tag})"), &from_tch(&p)?, &expect_p, tol)?);
+            out.push(Measurement::compare(
+                format!("P_T block form vs recurrence ({tag})"),
+                &from_tch(&p)?,
+                &expect_p,
+                tol,
+            )?);
         }
         // Eq. 8's explicit double sum == the recurrence from zero without reset; Eq. 9 == Eq. 8 for unit keys
         let kh = k.index_axis(Axis(0), 0).into_dimensionality::<Ix2>()?;

@@ -268,8 +268,8 @@ pub mod reference {
 /// Batched over `[B, H]`; full shards in parallel.
 pub mod torch {
     use super::{Layout, TntConfig};
-    use crate::tnt::qk_projection::torch as qk;
     use crate::titans::chunkwise::torch::coefficients;
+    use crate::tnt::qk_projection::torch as qk;
     use tch::Tensor;
 
     /// Outputs `[B, H, T, d_v]`, the parts, and the state after the last token (in [`Layout`] order).
@@ -331,7 +331,8 @@ pub mod torch {
             let scalar = |x: &Tensor| x.select(-1, len).unsqueeze(-1).unsqueeze(-1);
             let g_end = co.gamma.select(-2, len).unsqueeze(-1);
             let sg_end = co.s_gamma.select(-2, len).unsqueeze(-1);
-            let w_new = scalar(&co.beta) * &w + scalar(&co.rho) * &s - (&e * g_end).transpose(-1, -2).matmul(&kc) * two_c;
+            let w_new =
+                scalar(&co.beta) * &w + scalar(&co.rho) * &s - (&e * g_end).transpose(-1, -2).matmul(&kc) * two_c;
             let s_new = scalar(&co.p) * &s - (&e * sg_end).transpose(-1, -2).matmul(&kc) * two_c;
             w = w_new;
             s = s_new;
@@ -373,7 +374,8 @@ pub mod torch {
             let scalar = |x: &Tensor| x.select(-1, len).unsqueeze(-1).unsqueeze(-1);
             let g_end = co.gamma.select(-2, len).unsqueeze(-1);
             let sg_end = co.s_gamma.select(-2, len).unsqueeze(-1);
-            let m_new = scalar(&co.beta) * &m + scalar(&co.rho) * &s - (&e * g_end).transpose(-1, -2).matmul(&kc) * two_c;
+            let m_new =
+                scalar(&co.beta) * &m + scalar(&co.rho) * &s - (&e * g_end).transpose(-1, -2).matmul(&kc) * two_c;
             let s_new = scalar(&co.p) * &s - (&e * sg_end).transpose(-1, -2).matmul(&kc) * two_c;
             m = m_new;
             s = s_new;
@@ -483,7 +485,8 @@ pub mod torch {
                 let g = lg(i);
                 let gs = (&sh(g.0), &sh(g.1), &sh(g.2));
                 let w0 = per_shard(&w_init[i], n_full);
-                let (y, (w, s, ws)) = chunkwise_segment(&kk, &vv, &qt, gs, fresh(&w0), 0, cfg.local_chunks[i], cfg.loss_scale);
+                let (y, (w, s, ws)) =
+                    chunkwise_segment(&kk, &vv, &qt, gs, fresh(&w0), 0, cfg.local_chunks[i], cfg.loss_scale);
                 y_local[i].push(unshard(&y));
                 locals[i] = (w.select(2, n_full - 1), s.select(2, n_full - 1), ws.select(2, n_full - 1));
             }
@@ -496,7 +499,8 @@ pub mod torch {
             for i in 0..n_local {
                 let g = lg(i);
                 let gs = (&g.0.narrow(2, start, tail), &g.1.narrow(2, start, tail), &g.2.narrow(2, start, tail));
-                let (y, st) = chunkwise_segment(&kk, &vv, &qt, gs, fresh(&w_init[i]), 0, cfg.local_chunks[i], cfg.loss_scale);
+                let (y, st) =
+                    chunkwise_segment(&kk, &vv, &qt, gs, fresh(&w_init[i]), 0, cfg.local_chunks[i], cfg.loss_scale);
                 y_local[i].push(y);
                 locals[i] = st;
             }

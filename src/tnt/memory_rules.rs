@@ -42,7 +42,13 @@ impl TntLinear {
                 .pinned_if(!self.forgetting, 0.0),
             GateSpec::learned(names[1], "momentum decay η_t (Titans Eq. 14)", (0.0, 1.0), 0.0, (0.0, 0.9))
                 .pinned_if(!self.momentum, 0.0),
-            GateSpec::learned(names[2], "learning rate θ_t (TNT's η_t, Eqs. 5–6)", (0.0, self.max_lr), 0.0, (0.05, 0.4)),
+            GateSpec::learned(
+                names[2],
+                "learning rate θ_t (TNT's η_t, Eqs. 5–6)",
+                (0.0, self.max_lr),
+                0.0,
+                (0.05, 0.4),
+            ),
         ]
     }
     /// The reference's whole trace for one head (outputs, the global and local parts, the final state).
@@ -231,7 +237,8 @@ impl MemoryRule for TntLinear {
     }
     fn reference_retrieve(&self, q: ArrayView2<f64>, state: &[ArrayD<f64>]) -> Array2<f64> {
         let st = self.head_state(state);
-        let mut y = Array2::zeros((q.nrows(), if let Some(g) = &st.global { g.v.nrows() } else { st.locals[0].w.nrows() }));
+        let mut y =
+            Array2::zeros((q.nrows(), if let Some(g) = &st.global { g.v.nrows() } else { st.locals[0].w.nrows() }));
         for (t, row) in q.rows().into_iter().enumerate() {
             let mut o = ndarray::Array1::zeros(y.ncols());
             if let Some(g) = &st.global {
