@@ -6,6 +6,7 @@ use crate::device::{device_name, parse_device};
 use crate::eval::{self, Impl};
 use crate::experiment::runner::{run_study_selected, write_report, RunOptions};
 use crate::experiment::select::Selection;
+use crate::experiment::slurm::{self, SlurmOptions};
 use crate::registry::{self, Status};
 use crate::tensor::{kind_name, parse_kind};
 use crate::verify;
@@ -139,6 +140,49 @@ pub enum Command {
         #[arg(long)]
         shard: Option<String>,
     },
+    /// Run a study on a Slurm cluster: writes <out>/<name>/slurm/array.sbatch (one array job over the (row,
+    /// seed) runs not yet done, each task a `repro run --only ROW --seeds S`) and report.sbatch (`repro
+    /// report`, after the array with afterany), and submits both. Resubmitting skips finished runs.
+    Slurm {
+        /// The experiment YAML file.
+        file: PathBuf,
+        /// Size preset from the file's `scales:`.
+        #[arg(long, default_value = "tiny")]
+        scale: String,
+        /// Override a config value (repeatable), as for `repro run`.
+        #[arg(long = "set")]
+        sets: Vec<String>,
+        /// Device for the runs (overrides the file's): cpu, cuda, cuda:N or auto.
+        #[arg(long)]
+        device: Option<String>,
+        /// Root folder of the reports (on storage the compute nodes share).
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+        /// Slurm partition of both jobs.
+        #[arg(long)]
+        partition: Option<String>,
+        /// GPUs per array task.
+        #[arg(long)]
+        gpus_per_task: Option<u32>,
+        /// CPUs per array task.
+        #[arg(long)]
+        cpus_per_task: Option<u32>,
+        /// Time limit of each job, in Slurm's format (e.g. 4:00:00).
+        #[arg(long)]
+        time: Option<String>,
+        /// At most this many array tasks at once.
+        #[arg(long)]
+        max_parallel: Option<u32>,
+        /// Print the scripts and the sbatch commands; write and submit nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The tasks retry failed runs (and discard runs of another configuration), as `repro run --fresh`.
+        #[arg(long)]
+        fresh: bool,
+        /// Wait for both jobs to end, then say how every run ended (exit 3 if one is not done).
+        #[arg(long)]
+        wait: bool,
+    },
     /// Regenerate an experiment's report (markdown and plots) from its stored runs, without training.
     Report {
         /// The experiment's report folder, e.g. reports/quickstart.
@@ -264,6 +308,38 @@ pub fn run(cli: Cli) -> Result<i32> {
             }
             Ok(if any_failed { 3 } else { 0 })
         }
+        Command::Slurm {
+            file,
+            scale,
+            sets,
+            device,
+            out,
+            partition,
+            gpus_per_task,
+            cpus_per_task,
+            time,
+            max_parallel,
+            dry_run,
+            fresh,
+            wait,
+        } => {
+            let o = SlurmOptions {
+                scale,
+                sets,
+                out,
+                device,
+                partition,
+                gpus_per_task,
+                time,
+                cpus_per_task,
+                max_parallel,
+                dry_run,
+                fresh,
+                wait,
+                binary: None,
+            };
+            slurm_command(&file, &o)
+        }
         Command::Report { dir } => {
             for f in write_report(&dir)? {
                 println!("wrote {}", f.display());
@@ -299,6 +375,54 @@ pub fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+fn slurm_command(file: &std::path::Path, o: &SlurmOptions) -> Result<i32> {
+    let sub = slurm::submit(file, o)?;
+    if sub.tasks.is_empty() {
+        println!(
+            "{}: all {} runs are done; nothing to submit (report: `repro report {}`)",
+            file.display(),
+            sub.done,
+            sub.dir.display()
+        );
+        return Ok(0);
+    }
+    let skipped = if sub.done > 0 { format!(" ({} already done, skipped)", sub.done) } else { String::new() };
+    if o.dry_run {
+        let sdir = sub.dir.join("slurm");
+        println!("# {}/array.sbatch: {} array tasks{skipped}\n{}", sdir.display(), sub.tasks.len(), sub.array_script);
+        println!("# {}/report.sbatch\n{}", sdir.display(), sub.report_script);
+        println!("# submitted with:\n#   A=$(sbatch --parsable {0}/array.sbatch)\n#   sbatch --parsable --dependency=afterany:$A {0}/report.sbatch", sdir.display());
+        return Ok(0);
+    }
+    let (a, r) = sub.jobs.clone().expect("submitted");
+    println!("submitted array job {a} ({} runs{skipped}) and report job {r} (afterany:{a})", sub.tasks.len());
+    println!("logs: {}; report: {}", sub.dir.join("slurm/logs").display(), sub.dir.join("report.md").display());
+    if !o.wait {
+        return Ok(0);
+    }
+    slurm::wait(&(a, r), std::time::Duration::from_secs(7 * 24 * 3600))?;
+    let mut not_done = 0;
+    for (row, seed) in &sub.tasks {
+        let status = crate::experiment::store::RunDir::new(&sub.dir, row, *seed)
+            .result()
+            .ok()
+            .flatten()
+            .map(|r| r.status)
+            .unwrap_or_else(|| "no result (the task did not finish; see its log)".into());
+        if status != "done" {
+            not_done += 1;
+            println!("  {row} seed {seed}: {status}");
+        }
+    }
+    println!(
+        "{} of {} runs done; report: {}",
+        sub.tasks.len() - not_done,
+        sub.tasks.len(),
+        sub.dir.join("report.md").display()
+    );
+    Ok(if not_done == 0 { 0 } else { 3 })
 }
 
 fn equations(paper: Option<&str>, status: Option<Status>) -> Result<i32> {

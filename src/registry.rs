@@ -26,6 +26,7 @@ pub struct Paper {
     pub title: String,
     pub arxiv: String,
     pub version: String,
+    /// the paper's URL (`https://arxiv.org/abs/<arxiv><version>`): users' clones have nothing outside the repository
     #[serde(default)]
     pub catalog: Option<String>,
     #[serde(default)]

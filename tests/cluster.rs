@@ -222,7 +222,7 @@ fn sweeps_expand_into_named_rows() {
 
 #[test]
 fn sweep_errors_name_the_field() {
-    let err = |text: &str| format!("{:#}", load(text).err().expect("must be refused"));
+    let err = |text: &str| format!("{:#}", load(text).expect_err("must be refused"));
     let e = err(&SWEEP.replace("training.lr:", "training.lrr:"));
     assert!(
         e.contains("sweep.training.lrr") && e.contains("unknown field `lrr`") && e.contains("did you mean `lr`"),
@@ -244,4 +244,53 @@ fn sweep_errors_name_the_field() {
     // a value that parses but fails validation names the generated row and the field
     let e = err(&SWEEP.replace("[1, 4]", "[1, 0]"));
     assert!(e.contains("chunk_size=0") && e.contains("model.memory.chunk_size"), "{e}");
+}
+
+#[test]
+fn slurm_dry_run_prints_both_scripts_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = write(tmp.path(), "s.yaml", MICRO);
+    let out = tmp.path().join("out");
+    let (fs, os) = (f.to_str().unwrap(), out.to_str().unwrap());
+    let o = repro(&[
+        "slurm",
+        fs,
+        "--out",
+        os,
+        "--dry-run",
+        "--partition",
+        "gpu",
+        "--gpus-per-task",
+        "2",
+        "--time",
+        "1:00:00",
+        "--max-parallel",
+        "3",
+        "--set",
+        "training.steps=2",
+    ]);
+    let t = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{t}");
+    for want in [
+        "#SBATCH --array=0-7%3",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-task=2",
+        "#SBATCH --time=1:00:00",
+        "ROWS=(LMM LMM LMM MAC MAC MAC MAG MAG)",
+        "SEEDS=(0 1 2 0 1 2 0 5)",
+        "--set training.steps=2",
+        "--only \"${ROWS[$i]}\" --seeds \"${SEEDS[$i]}\"",
+        "report ",
+        "--dependency=afterany:",
+    ] {
+        assert!(t.contains(want), "expected `{want}` in:\n{t}");
+    }
+    // the report job asks for no GPU
+    let report = &t[t.find("report.sbatch\n").expect("report script")..];
+    assert!(!report.contains("--gpus-per-task") && report.contains("--partition=gpu"), "{report}");
+    assert!(!out.exists(), "--dry-run writes nothing");
+    // one-word values only: they become #SBATCH lines
+    let o = repro(&["slurm", fs, "--out", os, "--dry-run", "--time", "1 hour"]);
+    let t = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && t.contains("--time `1 hour`"), "{t}");
 }

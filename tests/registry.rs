@@ -83,3 +83,21 @@ fn unknown_fields_and_todo_without_reason_are_errors() {
     let p = parse_paper("demo.yaml", &no_reason).unwrap();
     assert!(problems(&[p], None).iter().any(|l| l.contains("demo.5") && l.contains("reason")));
 }
+
+/// A user's clone has nothing outside the repository: the registry and the README point to the arXiv papers.
+#[test]
+fn the_registry_and_readme_point_to_arxiv_not_outside_the_repository() {
+    let papers = registry::load_all().expect("all registry files parse");
+    for p in &papers {
+        if let Some(c) = &p.catalog {
+            assert_eq!(c, &format!("https://arxiv.org/abs/{}{}", p.arxiv, p.version), "{}: catalog", p.key);
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md")];
+    files.extend(std::fs::read_dir(root.join("papers")).unwrap().map(|e| e.unwrap().path()));
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("../shared"), "{} points outside the repository (../shared)", f.display());
+    }
+}

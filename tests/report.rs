@@ -26,7 +26,16 @@ fn run(seed: u64, final_metric: Option<f64>, status: &str, scale: f64) -> RunDat
             .collect(),
         None => vec![],
     };
-    RunData { seed, curve, final_metric, by_length, by_pairs: vec![], status: status.to_string() }
+    RunData {
+        seed,
+        curve,
+        final_metric,
+        by_length,
+        by_pairs: vec![],
+        status: status.to_string(),
+        tokens_per_s: None,
+        memory: vec![],
+    }
 }
 
 fn row(name: &str, overrides: &[(&str, &str)], runs: Vec<RunData>) -> RowSummary {

@@ -1,8 +1,8 @@
 //! ATLAS: Learning to Optimally Memorize the Context at Test Time (Behrouz, Li, Kacham, Daliri, Deng, Zhong,
 //! Razaviyayn, Mirrokni; arXiv 2505.23735 v1).
 //!
-//! Equation numbers are v1's; the catalog (`../shared/papers/atlas.md`) gives each in the project convention with
-//! its corrections (⚠). `papers/atlas.yaml` lists every numbered equation, the code and the check. Topics:
+//! Equation numbers are v1's (<https://arxiv.org/abs/2505.23735v1>); `papers/atlas.yaml` lists every numbered
+//! equation in the project convention with its corrections (⚠), the code and the check. Topics:
 //! [`features`] (Eq. 5's polynomial map), [`omega`] (the Omega rule, OmegaNet and Atlas, sequential and
 //! chunkwise, linear and deep), [`deep_transformers`] (the linear-memory DeepTransformer of Eqs. 24–26 with a
 //! truncated φ*), [`memory_rules`] (the catalogue's `omega` and `atlas` memories), [`checks`]

@@ -2,8 +2,10 @@
 //! ([`store`]), the study runner ([`runner`]), multi-stage training ([`stages`]) and the per-study lock ([`lock`]).
 
 pub mod lock;
+pub mod monitor;
 pub mod runner;
 pub mod select;
+pub mod slurm;
 pub mod spec;
 pub mod stages;
 pub mod store;

@@ -300,23 +300,25 @@ pub fn run_study_selected(file: &Path, opts: &RunOptions, sel: &Selection) -> Re
                     by_pairs,
                     steps: 0,
                     seconds: 0.0,
+                    tokens_per_s: None,
                 }
             } else {
                 let bar = bar_for(quiet, label.clone());
                 let outcome = contain_panics(|| {
                     let tr = train(&cfg, &task, seed, device, &rd, &bar, opts.stop_after)?;
                     let (metric, by_length) = evaluate(&cfg, &task, tr.model.as_ref(), seed, device)?;
-                    Ok((tr.steps_done, metric, by_length))
+                    Ok((tr.steps_done, metric, by_length, tr.tokens_per_s))
                 });
                 bar.finish_and_clear();
                 match outcome {
-                    Ok((steps, metric, by_length)) => RunResult {
+                    Ok((steps, metric, by_length, tokens_per_s)) => RunResult {
                         status: "done".into(),
                         final_metric: Some(metric),
                         by_length,
                         by_pairs: vec![],
                         steps,
                         seconds: started.elapsed().as_secs_f64(),
+                        tokens_per_s,
                     },
                     Err(e) if format!("{e}").contains("--stop-after") => {
                         return Err(e.context(format!("{label}: run interrupted; rerun the same command to resume")));
@@ -328,6 +330,7 @@ pub fn run_study_selected(file: &Path, opts: &RunOptions, sel: &Selection) -> Re
                         by_pairs: vec![],
                         steps: 0,
                         seconds: started.elapsed().as_secs_f64(),
+                        tokens_per_s: None,
                     },
                 }
             };
@@ -425,6 +428,8 @@ pub fn write_report(dir: &Path) -> Result<Vec<PathBuf>> {
                         by_length: vec![],
                         by_pairs: vec![],
                         status: format!("unreadable: {e:#}"),
+                        tokens_per_s: None,
+                        memory: vec![],
                     }
                 })
             })

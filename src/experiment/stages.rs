@@ -26,7 +26,7 @@
 //! model's parameters (names or shapes) is refused when its checkpoint is loaded, naming the tensor.
 
 use super::spec::{set_path, Experiment};
-use super::store::{config_hash, run_identity, MetricLine, RunDir};
+use super::store::{config_hash, run_identity, RunDir};
 use super::tasks::Task;
 use super::train::{train, Trained};
 use anyhow::{anyhow, bail, Context, Result};
@@ -217,14 +217,15 @@ pub fn train_stages(
 
 /// Rewrites the run's `metrics.jsonl` from the stage folders (steps offset by the stages before).
 fn write_run_metrics(run: &RunDir, n: usize, stages: &[StageSpec]) -> Result<()> {
-    let mut lines: Vec<MetricLine> = vec![];
+    // whole lines (throughput and memory diagnostics included), only the step offset
+    let mut lines: Vec<serde_json::Value> = vec![];
     let mut offset = 0u64;
     for (j, stage) in stages.iter().enumerate().take(n) {
         let dir = stage_dir(run, j);
         if dir.path.exists() {
-            for mut l in dir.metrics()? {
-                l.step += offset;
-                lines.push(l);
+            for (l, mut v) in dir.metrics()?.into_iter().zip(dir.metric_records::<serde_json::Value>()?) {
+                v["step"] = serde_json::json!(l.step + offset);
+                lines.push(v);
             }
         }
         offset += stage.steps as u64;

@@ -57,6 +57,10 @@ pub struct RunResult {
     pub by_pairs: Vec<(usize, f64)>,
     pub steps: usize,
     pub seconds: f64,
+    /// training tokens per second (excluding evaluation, checkpoints and diagnostics) of the process that
+    /// finished the run
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_s: Option<f64>,
 }
 
 /// Top-level configuration keys that do not change what a run computes: changing them neither invalidates
@@ -189,6 +193,16 @@ impl RunDir {
     /// The logged metric lines. A last line without its newline that does not parse is a write torn by a
     /// crash and is dropped; any other bad line is an error naming the file and line.
     pub fn metrics(&self) -> Result<Vec<MetricLine>> {
+        self.metric_records()
+    }
+
+    /// The logged lines read as `T` (a [`MetricLine`], or the extra fields of [`super::monitor::LoggedLine`]),
+    /// with the raw text of each line.
+    pub fn metric_records<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<T>> {
+        Ok(self.metric_records_raw()?.into_iter().map(|(t, _)| t).collect())
+    }
+
+    fn metric_records_raw<T: serde::de::DeserializeOwned>(&self) -> Result<Vec<(T, String)>> {
         let p = self.file("metrics.jsonl");
         if !p.exists() {
             return Ok(vec![]);
@@ -202,7 +216,7 @@ impl RunDir {
                 continue;
             }
             match serde_json::from_str(l) {
-                Ok(m) => out.push(m),
+                Ok(m) => out.push((m, l.to_string())),
                 Err(_) if torn_tail && i + 1 == n_lines => {}
                 Err(e) => bail!("{}:{}: bad metrics line: {e}", p.display(), i + 1),
             }
@@ -210,10 +224,10 @@ impl RunDir {
         Ok(out)
     }
 
-    fn write_metrics(&self, lines: &[MetricLine]) -> Result<()> {
+    fn write_metrics(&self, lines: &[String]) -> Result<()> {
         let mut s = String::new();
         for l in lines {
-            s.push_str(&serde_json::to_string(l)?);
+            s.push_str(l);
             s.push('\n');
         }
         write_atomic(&self.file("metrics.jsonl"), s.as_bytes())
@@ -221,6 +235,11 @@ impl RunDir {
 
     /// Appends one line to `metrics.jsonl` (one `write` of the whole line).
     pub fn append_metric(&self, line: &MetricLine) -> Result<()> {
+        self.append_record(line)
+    }
+
+    /// Appends any record that holds a [`MetricLine`]'s fields (and possibly more) as one line.
+    pub fn append_record<T: Serialize>(&self, line: &T) -> Result<()> {
         use std::io::Write;
         std::fs::create_dir_all(&self.path).with_context(|| format!("creating {}", self.path.display()))?;
         let p = self.file("metrics.jsonl");
@@ -241,8 +260,9 @@ impl RunDir {
         if !p.exists() {
             return Ok(());
         }
-        let all = self.metrics()?;
-        let kept: Vec<MetricLine> = all.iter().filter(|l| l.step <= step as u64).cloned().collect();
+        // the raw lines are kept, so that fields beyond `MetricLine`'s (throughput, diagnostics) survive
+        let all = self.metric_records_raw::<MetricLine>()?;
+        let kept: Vec<String> = all.iter().filter(|(l, _)| l.step <= step as u64).map(|(_, raw)| raw.clone()).collect();
         let text = std::fs::read_to_string(&p)?;
         if kept.len() != all.len() || kept.len() != text.lines().filter(|l| !l.trim().is_empty()).count() {
             self.write_metrics(&kept)?;
@@ -365,6 +385,7 @@ impl RunDir {
     pub fn run_data(&self, seed: u64) -> Result<RunData> {
         let curve =
             self.metrics()?.iter().map(|l| CurvePoint { step: l.step, loss: l.loss, metric: l.metric }).collect();
+        let (memory, logged_rate) = super::monitor::memory_points(self)?;
         Ok(match self.result()? {
             Some(r) => RunData {
                 seed,
@@ -373,6 +394,8 @@ impl RunDir {
                 by_length: r.by_length,
                 by_pairs: r.by_pairs,
                 status: r.status,
+                tokens_per_s: r.tokens_per_s.or(logged_rate),
+                memory,
             },
             None => RunData {
                 seed,
@@ -381,6 +404,8 @@ impl RunDir {
                 by_length: vec![],
                 by_pairs: vec![],
                 status: "not finished".into(),
+                tokens_per_s: logged_rate,
+                memory,
             },
         })
     }

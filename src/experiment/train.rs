@@ -144,6 +144,8 @@ pub struct Trained {
     pub model: Box<dyn LanguageModel>,
     pub vs: nn::VarStore,
     pub steps_done: usize,
+    /// training tokens per second of this process's steps (see `monitor`)
+    pub tokens_per_s: Option<f64>,
 }
 
 /// Trains (or resumes) one run; `stop_after` simulates an interruption after that many total steps.
@@ -192,12 +194,16 @@ pub fn train(
     bar.set_position(step as u64);
     let started = std::time::Instant::now();
     let mut tokens = 0usize;
+    let mut clock = super::monitor::Clock::default();
     while step < t.steps {
         if stop_after.is_some_and(|s| step >= s) {
             bail!("interrupted after step {step} (--stop-after)");
         }
+        let step_started = std::time::Instant::now();
+        // memory diagnostics on the steps that are logged
+        let log_now = (step + 1).is_multiple_of(t.log_every) || step + 1 == t.steps;
         let batch = task.batch(seed, Split::Train, step as u64, t.batch_size, task.spec.seq_len, device);
-        let logits = model.forward(&batch.inputs);
+        let (logits, memory) = crate::models::diagnostics::record_if(log_now, || model.forward(&batch.inputs));
         let (loss, acc) = loss_and_accuracy(&logits, &batch.targets);
         let loss_value = loss.double_value(&[]);
         if !loss_value.is_finite() {
@@ -212,6 +218,7 @@ pub fn train(
         opt.update(lr, t.weight_decay);
         step += 1;
         tokens += t.batch_size * task.spec.seq_len;
+        clock.add(t.batch_size * task.spec.seq_len, step_started.elapsed().as_secs_f64() - memory.seconds);
         let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_position(step as u64);
         bar.set_message(format!("loss {loss_value:.3} · {tps:.0} tok/s"));
@@ -221,18 +228,13 @@ pub fn train(
             } else {
                 None
             };
-            dir.append_metric(&MetricLine {
-                step: step as u64,
-                loss: loss_value,
-                accuracy: acc,
-                lr,
-                grad_norm,
-                metric,
-            })?;
+            let line = MetricLine { step: step as u64, loss: loss_value, accuracy: acc, lr, grad_norm, metric };
+            let extra = super::monitor::Extra { tokens_per_s: clock.window_rate(), memory: memory.layers };
+            dir.append_record(&super::monitor::LoggedLine { base: &line, extra })?;
         }
         if step.is_multiple_of(t.checkpoint_every) || step == t.steps {
             dir.save_checkpoint(step, &hash, &opt.state())?;
         }
     }
-    Ok(Trained { model, vs, steps_done: step })
+    Ok(Trained { model, vs, steps_done: step, tokens_per_s: clock.rate() })
 }

@@ -59,6 +59,8 @@ pub struct MemoryLayer {
     conv_kernel: usize,
     rule: Arc<dyn MemoryRule>,
     gate_specs: Vec<GateSpec>,
+    /// name and update granularity for the memory diagnostics (`super::diagnostics`)
+    probe: super::diagnostics::Probe,
 }
 
 /// Projected inputs of the memory: `k, v, q [B, H, T, d]`, gates `[B, H, T]` each.
@@ -119,6 +121,10 @@ impl MemoryLayer {
             conv_kernel: spec.conv_kernel,
             rule,
             gate_specs,
+            probe: super::diagnostics::Probe {
+                label: p.components().collect::<Vec<_>>().join("."),
+                chunk: spec.chunk_size,
+            },
         }
     }
 
@@ -246,6 +252,20 @@ impl MemoryLayer {
         let st = state.unwrap_or_else(|| self.initial_state(b, dim, x.kind(), x.device()));
         let p = self.project(x, st.tail.as_ref());
         let (y, tensors) = self.rule.forward(&p.k, &p.v, &p.q, &p.gates, &st.tensors, read);
+        if super::diagnostics::recording() {
+            let r = self.rule.as_ref();
+            super::diagnostics::observe(
+                &self.probe,
+                r,
+                &self.gate_specs,
+                &p.k,
+                &p.v,
+                &p.gates,
+                &st.tensors,
+                &tensors,
+                read,
+            );
+        }
         let tail = self.next_tail(x, st.tail.as_ref());
         (self.wo.forward(&merge_heads(&y)), MemoryState { tensors, tail, read_tail: st.read_tail })
     }

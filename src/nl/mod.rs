@@ -1,5 +1,6 @@
 //! Nested Learning: The Illusion of Deep Learning Architectures (Behrouz, Razaviyayn, Zhong, Mirrokni;
-//! arXiv 2512.24695 v1; equation numbers as v1 prints them, catalog `../shared/papers/nl.md`).
+//! arXiv 2512.24695 v1, <https://arxiv.org/abs/2512.24695v1>; equation numbers as v1 prints them, in project form
+//! in `papers/nl.yaml`).
 //!
 //! * [`optimizers`]: the optimizers of §4 as f64 references on quadratics; their tch versions are the
 //!   paper-neutral `crate::optim` that `training.optimizer` selects;

@@ -65,6 +65,22 @@ pub struct RunData {
     pub by_pairs: Vec<(usize, f64)>,
     /// `done`, `running`, or `failed: <why>`
     pub status: String,
+    /// training throughput, tokens per second
+    #[serde(default)]
+    pub tokens_per_s: Option<f64>,
+    /// throughput and memory diagnostics at each logged step
+    #[serde(default)]
+    pub memory: Vec<MemoryPoint>,
+}
+
+/// The memory diagnostics of every memory layer at one logged step.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemoryPoint {
+    pub step: u64,
+    /// training tokens/s since the previous logged line
+    #[serde(default)]
+    pub tokens_per_s: Option<f64>,
+    pub layers: Vec<crate::models::diagnostics::LayerDiagnostics>,
 }
 
 /// One ablation row with all its seeds.

@@ -228,6 +228,8 @@ pub fn render(s: &StudySummary, written: &[PlotKind]) -> String {
         }
     }
 
+    out.push_str(&super::diagnostics::section(s));
+
     let _ = writeln!(out, "## Row overrides\n");
     for r in &s.rows {
         if r.overrides.is_empty() {

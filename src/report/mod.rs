@@ -4,6 +4,7 @@
 //! rendering and [`markdown`] the text.
 
 pub mod data;
+pub mod diagnostics;
 pub mod markdown;
 pub mod plots;
 pub mod stats;
@@ -35,6 +36,12 @@ pub fn write_report(dir: &Path, s: &StudySummary) -> Result<Vec<PathBuf>> {
             written.push(path);
             kinds.push(kind);
         }
+    }
+    // throughput and memory diagnostics, whenever the runs logged them
+    if let Some(bytes) = diagnostics::png(s).context("drawing the memory diagnostics")? {
+        let path = dir.join(diagnostics::FILE);
+        crate::fsutil::write_atomic(&path, &bytes)?;
+        written.push(path);
     }
     let md = markdown::render(s, &kinds);
     let path = dir.join("report.md");

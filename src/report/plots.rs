@@ -51,10 +51,19 @@ fn perr<E: std::fmt::Display>(e: E) -> anyhow::Error {
 
 /// Renders with `draw` into a white WIDTH × HEIGHT canvas and returns the PNG bytes.
 fn render(draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>) -> Result<Vec<u8>> {
+    render_sized(WIDTH, HEIGHT, draw)
+}
+
+/// [`render`] on a `width × height` canvas.
+pub(super) fn render_sized(
+    width: u32,
+    height: u32,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>,
+) -> Result<Vec<u8>> {
     register_font();
-    let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    let mut buf = vec![255u8; (width * height * 3) as usize];
     {
-        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
         root.fill(&WHITE).map_err(perr)?;
         draw(&root)?;
         root.present().map_err(perr)?;
@@ -63,15 +72,15 @@ fn render(draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>)
     image::ImageEncoder::write_image(
         image::codecs::png::PngEncoder::new(&mut out),
         &buf,
-        WIDTH,
-        HEIGHT,
+        width,
+        height,
         image::ColorType::Rgb8,
     )?;
     Ok(out)
 }
 
 /// Pads `[lo, hi]` for an axis; `zero` forces 0 into the range.
-fn padded(lo: f64, hi: f64, zero: bool) -> (f64, f64) {
+pub(super) fn padded(lo: f64, hi: f64, zero: bool) -> (f64, f64) {
     let (mut lo, mut hi) = if zero { (lo.min(0.0), hi.max(0.0)) } else { (lo, hi) };
     if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         lo -= 0.5;
@@ -82,7 +91,7 @@ fn padded(lo: f64, hi: f64, zero: bool) -> (f64, f64) {
 }
 
 /// Axis tick label: integers without decimals, otherwise up to four significant figures.
-fn fmt_axis(v: f64) -> String {
+pub(super) fn fmt_axis(v: f64) -> String {
     if v == v.round() && v.abs() < 1e7 {
         return format!("{}", v as i64);
     }
@@ -95,7 +104,7 @@ fn fmt_axis(v: f64) -> String {
 }
 
 /// One named line.
-type Series = (String, Vec<(f64, f64)>);
+pub(super) type Series = (String, Vec<(f64, f64)>);
 
 /// A line chart with one series per row. `xlog2` plots x on a log₂ axis (ticks labelled with the
 /// original values); `ylog` uses a log₁₀ y axis.
@@ -136,7 +145,7 @@ fn line_chart_at(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn lines_on<X, Y>(
+pub(super) fn lines_on<X, Y>(
     root: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     title: &str,
     xdesc: &str,
@@ -185,7 +194,8 @@ where
             .label(name.as_str())
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c.stroke_width(3)));
     }
-    if series.len() > 1 {
+    // no legend for one series, or for unnamed series (a panel of a figure whose first panel has the legend)
+    if series.len() > 1 && series.iter().any(|s| !s.0.is_empty()) {
         chart
             .configure_series_labels()
             .label_font(("sans-serif", 16))
@@ -199,11 +209,11 @@ where
 }
 
 /// Whether values spanning `[lo, hi]` (all positive) deserve a log axis.
-fn wants_log(lo: f64, hi: f64, decades: f64) -> bool {
+pub(super) fn wants_log(lo: f64, hi: f64, decades: f64) -> bool {
     lo > 0.0 && hi / lo > 10f64.powf(decades)
 }
 
-fn bounds(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
+pub(super) fn bounds(series: &[Series], f: impl Fn(&(f64, f64)) -> f64) -> (f64, f64) {
     series
         .iter()
         .flat_map(|s| s.1.iter())

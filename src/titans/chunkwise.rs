@@ -1,5 +1,5 @@
 //! Titans (arXiv 2501.00663 v1) §3.2, Eqs. 16–18: the parallel (chunkwise, "mini-batch") form of the memory
-//! update, in the consistent form of the catalog's §3 (`../shared/papers/titans.md`).
+//! update, in the consistent form recorded with its corrections in `papers/titans.yaml` (Eqs. 16–18).
 //!
 //! Chunk size `C` (the paper's `b`). Chunk `c` covers tokens `t'+1 … t'+C`, `t' = C(c−1)`; inside the chunk
 //! **every gradient is taken at the chunk-start state** `M_{t'}` while momentum and forgetting still run token

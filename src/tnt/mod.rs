@@ -1,9 +1,9 @@
 //! TNT: Improving Chunkwise Training for Test-Time Memorization (Li, Behrouz, Deng, Zhong, Kacham, Karami,
 //! Razaviyayn, Mirrokni; arXiv 2511.07343 v1).
 //!
-//! Equation numbers are v1's; the catalog `../shared/papers/tnt.md` gives them in project form with the
-//! corrections (⚠ Eqs. 5, 6, 14; the Q-K projector's range). `papers/tnt.yaml` lists every numbered equation,
-//! the code implementing it and the check verifying it.
+//! Equation numbers are v1's (<https://arxiv.org/abs/2511.07343v1>); `papers/tnt.yaml` lists every numbered
+//! equation in project form with the corrections (⚠ Eqs. 5, 6, 14; the Q-K projector's range), the code
+//! implementing it and the check verifying it.
 //!
 //! * [`hierarchy`]: the global memory (large chunks `C_G`) and `N` local memories (small chunks `C_{L_i}`, reset
 //!   to a learned `W_init` every `S_L` tokens), Eqs. 5–6, 13–14, read as Eq. 7 / 15;
