@@ -19,17 +19,9 @@
 //! the materialised autograd form (`titans_chunkwise_mlp_factored`) and the f64 reference.
 
 use super::chunkwise::torch::{all_coefficients, chunk_coefficients};
-use super::mlp_memory::torch::Outputs;
+use super::mlp_memory::torch::{act, Outputs};
 use super::mlp_memory::{Activation, MlpConfig, ReadMode};
 use tch::Tensor;
-
-fn act(a: Activation, x: &Tensor) -> Tensor {
-    match a {
-        Activation::Silu => x.silu(),
-        Activation::Gelu => x.gelu("none"),
-        Activation::Identity => x.shallow_clone(),
-    }
-}
 
 /// `σ'(x)`: SiLU `s(1 + x(1 − s))` with `s = sigmoid(x)`; exact GELU `Φ(x) + x φ(x)`; identity 1.
 fn act_derivative(a: Activation, x: &Tensor) -> Tensor {

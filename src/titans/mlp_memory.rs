@@ -265,7 +265,8 @@ pub mod torch {
         pub s_final: Vec<Tensor>,
     }
 
-    fn act(a: Activation, x: &Tensor) -> Tensor {
+    /// `σ(x)` elementwise (also used by the factored chunkwise form, `super::super::chunkwise_mlp`).
+    pub fn act(a: Activation, x: &Tensor) -> Tensor {
         match a {
             Activation::Silu => x.silu(),
             Activation::Gelu => x.gelu("none"),
