@@ -49,6 +49,11 @@ pub fn checks() -> Vec<Check> {
             run: omega_ridge,
         },
         Check {
+            name: "atlas_attention_as_regression",
+            summary: "Eqs. 17–18: for every query, the arg min of Σ_i exp(s·q_tᵀk_i)‖v_i − m‖² solved as weighted least squares (ndarray-linalg, f64) = the models' causal softmax attention (tch), global and sliding windows c = 1, 4, 9",
+            run: super::regression_views::attention_as_regression,
+        },
+        Check {
             name: "atlas_deep_transformer_linear",
             summary: "Eqs. 24–26: linear-memory DeepTransformer (Hebbian writes v φ_p(k)ᵀ, read φ_p(q); reference and tch) at degree 8 = unnormalised causal attention Σ v_i exp(q_tᵀk_i), and with the normaliser z_t = softmax attention, written directly (Taylor remainder ≤ e/9!); tch vs reference",
             run: deep_transformer_linear,
