@@ -54,6 +54,11 @@ pub fn checks() -> Vec<Check> {
             run: super::regression_views::attention_as_regression,
         },
         Check {
+            name: "atlas_unrolled_momentum",
+            summary: "Eqs. 38–39: every momentum of a chunk in matrix form, β S_s − (H diag θ) U with the decay mask H_ti = Π η (tch, the chunkwise memories' coefficients) = the token scan S_t = η_t S_{t−1} − θ_t u_t (f64), C = 1, 7, 16",
+            run: super::unrolled_momentum::check,
+        },
+        Check {
             name: "atlas_deep_transformer_linear",
             summary: "Eqs. 24–26: linear-memory DeepTransformer (Hebbian writes v φ_p(k)ᵀ, read φ_p(q); reference and tch) at degree 8 = unnormalised causal attention Σ v_i exp(q_tᵀk_i), and with the normaliser z_t = softmax attention, written directly (Taylor remainder ≤ e/9!); tch vs reference",
             run: deep_transformer_linear,
