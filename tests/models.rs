@@ -155,7 +155,7 @@ fn a_state_from_another_model_is_an_error() {
 }
 
 /// The memories `every_memory_trains_in_every_model` lists by hand (rstest needs literals): the whole catalogue.
-const TESTED_MEMORIES: [&str; 22] = [
+const TESTED_MEMORIES: [&str; 23] = [
     "titans-linear",
     "titans-mlp",
     "titans-mlp-gelu",
@@ -177,6 +177,7 @@ const TESTED_MEMORIES: [&str; 22] = [
     "atlas-atlas-linear",
     "atlas-atlas-deep",
     "atlas-swla",
+    "atlas-dla-deep",
     "tnt",
 ];
 
@@ -212,6 +213,7 @@ fn every_memory_trains_in_every_model(
         "atlas-atlas-linear",
         "atlas-atlas-deep",
         "atlas-swla",
+        "atlas-dla-deep",
         "tnt"
     )]
     memory: &str,

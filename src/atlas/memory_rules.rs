@@ -43,7 +43,7 @@ pub struct Shape {
     pub expansion: usize,
     pub activation: crate::titans::mlp_memory::Activation,
     pub residual: bool,
-    /// `l2` (the Omega rule) or `dot` (DLA / SWLA, linear memory only)
+    /// `l2` (the Omega rule) or `dot` (DLA / SWLA; deep memories included)
     pub bias: omega::Bias,
 }
 
@@ -83,10 +83,6 @@ impl OmegaRule {
             activation: shape.activation,
             residual: shape.residual,
         });
-        anyhow::ensure!(
-            shape.bias == omega::Bias::L2 || shape.layers == 1,
-            "{kind}: bias dot (DLA / SWLA) is implemented for the linear memory only (layers: 1)"
-        );
         let config = OmegaConfig {
             window: shape.window,
             features: PolyFeatures { degree: shape.degree },

@@ -54,8 +54,8 @@ pub enum Bias {
     /// `‖M(φ_i) − v_i‖²`: the Omega rule (OmegaNet, Atlas)
     #[default]
     L2,
-    /// `−⟨M φ_i, v_i⟩` (linear memory only): DLA with `c = 1` (Eqs. 19, 50–51: gated linear attention) and SWLA
-    /// with `c > 1` (Eqs. 20, 54–55), whose gradient `−Σ γ_i v_i φ_iᵀ` does not depend on `M`. The sign is the
+    /// `−⟨M(φ_i), v_i⟩`: DLA with `c = 1` (Eqs. 19, 50–51; with a linear memory gated linear attention) and SWLA
+    /// with `c > 1` (Eqs. 20, 54–55); for a linear memory the gradient `−Σ γ_i v_i φ_iᵀ` does not depend on `M`. The sign is the
     /// one that makes the printed `+v φᵀ` write a descent step (catalog ⚠ at Eqs. 19, 45, 55).
     Dot,
 }
@@ -166,8 +166,14 @@ pub mod reference {
                     }
                 }
                 Some(mlp) => {
-                    assert!(cfg.bias == super::Bias::L2, "the dot-product bias is implemented for the linear memory");
-                    for (gl, ul) in g.iter_mut().zip(inner_grad(m, mlp, p, v, 1.0)) {
+                    // ℓ2: Titans' hand backprop of ‖M(φ) − v‖². Dot (deep DLA, Eqs. 19/50): the same backward pass
+                    // from the output error −v, obtained as the ℓ2 gradient with scale ½ and target M(φ) + v, whose
+                    // output error 2·½·(M(φ) − M(φ) − v) is exactly −v = ∂(−⟨M(φ), v⟩)/∂M(φ)
+                    let (target, scale) = match cfg.bias {
+                        super::Bias::L2 => (v.to_owned(), 1.0),
+                        super::Bias::Dot => (apply(m, mlp, p) + v, 0.5),
+                    };
+                    for (gl, ul) in g.iter_mut().zip(inner_grad(m, mlp, p, target.view(), scale)) {
                         *gl = &*gl + &(ul * gam);
                     }
                 }
@@ -285,8 +291,12 @@ pub mod torch {
                 vec![Tensor::einsum("bhni,bhiv,bhid->bhnvd", &[w, &e, phis], None::<i64>) * 2.0]
             }
             Some(mlp) => {
-                // per-token gradients at the shared start weights (autograd), mixed by the window weights
-                let u = per_token_grads(m, mlp, phis, vs, 1.0);
+                // per-token gradients at the shared start weights (autograd), mixed by the window weights; the
+                // dot bias as the ℓ2 loss with scale ½ and target M_s(φ_i) + v_i (output error −v_i, see reference)
+                let u = match cfg.bias {
+                    super::Bias::L2 => per_token_grads(m, mlp, phis, vs, 1.0),
+                    super::Bias::Dot => per_token_grads(m, mlp, phis, &(read(cfg, m, phis) + vs), 0.5),
+                };
                 u.iter()
                     .map(|ul| {
                         let sz = ul.size();
