@@ -59,6 +59,11 @@ pub fn checks() -> Vec<Check> {
             run: super::unrolled_momentum::check,
         },
         Check {
+            name: "atlas_dot_kernelized",
+            summary: "Eqs. 27–31: Dot with a linear memory in kernelized form (slot coefficients a_j of φ*(k_j)), tch vs f64 reference (outputs and coefficients), and the reference vs the Omega rule on φ* truncated at degree 8 (α = 0, no momentum, θ = 1), windows c = 1 and 3",
+            run: super::dot::check,
+        },
+        Check {
             name: "atlas_deep_transformer_linear",
             summary: "Eqs. 24–26: linear-memory DeepTransformer (Hebbian writes v φ_p(k)ᵀ, read φ_p(q); reference and tch) at degree 8 = unnormalised causal attention Σ v_i exp(q_tᵀk_i), and with the normaliser z_t = softmax attention, written directly (Taylor remainder ≤ e/9!); tch vs reference",
             run: deep_transformer_linear,

@@ -270,7 +270,7 @@ rule_checks! {
     check_atlas_atlas_linear => "atlas-atlas-linear", "memory_atlas_atlas_linear", "memory interface, ATLAS Atlas (Omega + Muon NS-5), linear memory, c = 3, p = 2 (sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
     check_atlas_atlas_deep => "atlas-atlas-deep", "memory_atlas_atlas_deep", "memory interface, ATLAS Atlas with a 2-layer MLP memory (NS-5 per weight matrix), c = 2, p = 2 (sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
     check_atlas_swla => "atlas-swla", "memory_atlas_swla", "memory interface, ATLAS SWLA (dot-product bias over a window c = 3, p = 2, linear memory; sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
-    check_atlas_dla_deep => "atlas-dla-deep", "memory_atlas_dla_deep", "memory interface, ATLAS deep DLA (Eqs. 19/50: dot-product bias, c = 1, φ = id, 2-layer MLP memory; sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
+    check_atlas_dla_deep => "atlas-dla-deep", "memory_atlas_dla_deep", "memory interface, ATLAS deep DLA / DeepTransformer (Eqs. 19, 25, 50: dot-product bias, c = 1, φ* truncated at degree 2, 2-layer MLP memory; sequential and C = 3): tch vs reference, autograd vs FD, inside LMM/MAC";
     check_tnt => "tnt", "memory_tnt", "memory interface, TNT hierarchy (C_G = 1 and 3, local memories C_L = 2 and 1, S_L = 4, Q-K projection): tch vs reference, autograd vs FD, inside LMM/MAC";
     check_preset_titans_lmm => "preset-titans-lmm", "memory_preset_titans_lmm", "memory interface, preset titans-lmm: tch vs reference, autograd vs FD, inside LMM/MAC";
 }

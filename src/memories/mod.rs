@@ -518,7 +518,7 @@ pub fn examples() -> Vec<(&'static str, &'static str)> {
         ("atlas-atlas-linear", "{kind: atlas, window: 3, degree: 2}"),
         ("atlas-atlas-deep", "{kind: atlas, window: 2, degree: 2, layers: 2, expansion: 1}"),
         ("atlas-swla", "{kind: omega, window: 3, degree: 2, bias: dot}"),
-        ("atlas-dla-deep", "{kind: omega, window: 1, degree: 1, layers: 2, expansion: 1, bias: dot}"),
+        ("atlas-dla-deep", "{kind: omega, window: 1, degree: 2, layers: 2, expansion: 1, bias: dot}"),
         ("tnt", "{kind: tnt, local_chunks: [2, 1], shard: 4}"),
     ]
 }
