@@ -64,6 +64,11 @@ pub fn checks() -> Vec<Check> {
             run: super::dot::check,
         },
         Check {
+            name: "atlas_gated_memory",
+            summary: "Eq. 43: Atlas++'s gated memory M(x) = x + W1(SiLU(W2 x) ⊙ W3 x): read tch vs f64 reference, inner ℓ2 gradient tch autograd vs hand-written f64, hand-written vs central differences",
+            run: super::gated_memory::check,
+        },
+        Check {
             name: "atlas_deep_transformer_linear",
             summary: "Eqs. 24–26: linear-memory DeepTransformer (Hebbian writes v φ_p(k)ᵀ, read φ_p(q); reference and tch) at degree 8 = unnormalised causal attention Σ v_i exp(q_tᵀk_i), and with the normaliser z_t = softmax attention, written directly (Taylor remainder ≤ e/9!); tch vs reference",
             run: deep_transformer_linear,
