@@ -223,6 +223,37 @@ pub mod torch {
         }
     }
 
+    /// Eqs. 16–18's chunk loop, shared by every chunkwise form: splits `[B, H, T]` gates into chunks of `chunk`
+    /// (the last one shorter), calls `step(start, len, coefficients)` on each in order (the caller carries its
+    /// state in the closure) and concatenates the per-chunk outputs along time; `T = 0` gives `[B, H, 0, d_v]`.
+    pub(crate) fn over_chunks(
+        alpha: &Tensor,
+        eta: &Tensor,
+        theta: &Tensor,
+        chunk: usize,
+        d_v: i64,
+        mut step: impl FnMut(i64, i64, &Coefficients) -> Tensor,
+    ) -> Tensor {
+        assert!(chunk >= 1, "chunk size must be at least 1");
+        let chunk = chunk as i64;
+        let t_len = alpha.size()[2];
+        let n_full = t_len / chunk;
+        let (full, last) = all_coefficients(alpha, eta, theta, chunk);
+        let mut ys = vec![];
+        let (mut start, mut index) = (0, 0);
+        while start < t_len {
+            let len = chunk.min(t_len - start);
+            ys.push(step(start, len, &chunk_coefficients(&full, &last, index, n_full)));
+            start += len;
+            index += 1;
+        }
+        if ys.is_empty() {
+            Tensor::zeros([alpha.size()[0], alpha.size()[1], 0, d_v], (alpha.kind(), alpha.device()))
+        } else {
+            Tensor::cat(&ys, 2)
+        }
+    }
+
     /// Eqs. 16–18 for the linear memory, chunk by chunk in matrix form. Shapes as
     /// [`crate::titans::linear_memory::torch::forward`]; `chunk = 1` is the sequential rule.
     #[allow(clippy::too_many_arguments)]
@@ -239,19 +270,9 @@ pub mod torch {
         loss_scale: f64,
         read: ReadMode,
     ) -> Outputs {
-        assert!(chunk >= 1, "chunk size must be at least 1");
-        let chunk = chunk as i64;
-        let t_len = k.size()[2];
-        let n_full = t_len / chunk;
-        let (full, last) = all_coefficients(alpha, eta, theta, chunk);
         let mut m = m0.shallow_clone();
         let mut s = s0.shallow_clone();
-        let mut ys = vec![];
-        let mut start = 0;
-        let mut index = 0;
-        while start < t_len {
-            let len = chunk.min(t_len - start);
-            let co = chunk_coefficients(&full, &last, index, n_full);
+        let y = over_chunks(alpha, eta, theta, chunk, v.size()[3], |start, len, co| {
             let (kc, vc, qc) = (k.narrow(2, start, len), v.narrow(2, start, len), q.narrow(2, start, len));
             // errors at the chunk start, rows are tokens: E = K M_{t'}ᵀ − V
             let e = kc.matmul(&m.transpose(-1, -2)) - &vc;
@@ -263,7 +284,6 @@ pub mod torch {
             // Y = diag(β)(Q M_{t'}ᵀ) + diag(ρ)(Q S_{t'}ᵀ) − 2c ((Q Kᵀ) ⊙ Γ) E
             let y = beta_r * qc.matmul(&m.transpose(-1, -2)) + rho_r * qc.matmul(&s.transpose(-1, -2))
                 - (qc.matmul(&kc.transpose(-1, -2)) * gamma_r).matmul(&e) * (2.0 * loss_scale);
-            ys.push(y);
             // end of chunk, Eq. 17 (corrected) with momentum:
             // M_C = β_C M_{t'} + ρ_C S_{t'} − 2c Eᵀ diag(Γ_{C·}) K,  S_C = P_C S_{t'} − 2c Eᵀ diag(θ_i H_{Ci}) K
             let g_end = co.gamma.select(-2, len).unsqueeze(-1);
@@ -274,14 +294,8 @@ pub mod torch {
             let s_new = scalar(&co.p) * &s - (&e * sg_end).transpose(-1, -2).matmul(&kc) * (2.0 * loss_scale);
             m = m_new;
             s = s_new;
-            start += len;
-            index += 1;
-        }
-        let y = if ys.is_empty() {
-            Tensor::zeros([k.size()[0], k.size()[1], 0, v.size()[3]], (k.kind(), k.device()))
-        } else {
-            Tensor::cat(&ys, 2)
-        };
+            y
+        });
         Outputs { y, m_final: m, s_final: s }
     }
 
@@ -336,20 +350,10 @@ pub mod torch {
         loss_scale: f64,
         read: ReadMode,
     ) -> MlpOutputs {
-        assert!(chunk >= 1, "chunk size must be at least 1");
-        let chunk = chunk as i64;
-        let t_len = k.size()[2];
-        let n_full = t_len / chunk;
-        let (full, last) = all_coefficients(alpha, eta, theta, chunk);
         let mut m: Vec<Tensor> = m0.iter().map(|p| p.shallow_clone()).collect();
         let mut s: Vec<Tensor> = s0.iter().map(|p| p.shallow_clone()).collect();
-        let mut ys = vec![];
-        let mut start = 0;
-        let mut index = 0;
         let off = if read == ReadMode::AfterWrite { 1 } else { 0 };
-        while start < t_len {
-            let len = chunk.min(t_len - start);
-            let co = chunk_coefficients(&full, &last, index, n_full);
+        let y = over_chunks(alpha, eta, theta, chunk, v.size()[3], |start, len, co| {
             let (kc, vc, qc) = (k.narrow(2, start, len), v.narrow(2, start, len), q.narrow(2, start, len));
             // Eq. 18: u_i = ∇ℓ(M_{t'}; k_i, v_i) for every token of the chunk at once
             let u = per_token_grads(&m, cfg, &kc, &vc, loss_scale);
@@ -374,17 +378,11 @@ pub mod torch {
                 s_new.push((end(&co.p) * &s0l - mix(&co.s_gamma.narrow(-2, len, 1), &u[l])).squeeze_dim(2));
             }
             // Eq. 15 with the materialised M_τ of every token
-            ys.push(apply_per_token(&states, cfg, &qc));
+            let y = apply_per_token(&states, cfg, &qc);
             m = m_new;
             s = s_new;
-            start += len;
-            index += 1;
-        }
-        let y = if ys.is_empty() {
-            Tensor::zeros([k.size()[0], k.size()[1], 0, v.size()[3]], (k.kind(), k.device()))
-        } else {
-            Tensor::cat(&ys, 2)
-        };
+            y
+        });
         MlpOutputs { y, m_final: m, s_final: s }
     }
 }

@@ -18,7 +18,7 @@
 //! The inner gradient is written out (the rank-one factors are what make the form fast); it is checked against
 //! the materialised autograd form (`titans_chunkwise_mlp_factored`) and the f64 reference.
 
-use super::chunkwise::torch::{all_coefficients, chunk_coefficients};
+use super::chunkwise::torch::over_chunks;
 use super::mlp_memory::torch::{act, Outputs};
 use super::mlp_memory::{Activation, MlpConfig, ReadMode};
 use tch::Tensor;
@@ -86,20 +86,11 @@ pub fn mlp_forward(
     loss_scale: f64,
     read: ReadMode,
 ) -> Outputs {
-    assert!(chunk >= 1, "chunk size must be at least 1");
-    let chunk = chunk as i64;
-    let t_len = k.size()[2];
-    let n_full = t_len / chunk;
-    let (full, last) = all_coefficients(alpha, eta, theta, chunk);
     let mut m: Vec<Tensor> = m0.iter().map(|p| p.shallow_clone()).collect();
     let mut s: Vec<Tensor> = s0.iter().map(|p| p.shallow_clone()).collect();
     let n = m.len();
-    let mut ys = vec![];
-    let (mut start, mut index) = (0, 0);
     let off = if read == ReadMode::AfterWrite { 1 } else { 0 };
-    while start < t_len {
-        let len = chunk.min(t_len - start);
-        let co = chunk_coefficients(&full, &last, index, n_full);
+    let y = over_chunks(alpha, eta, theta, chunk, v.size()[3], |start, len, co| {
         let (kc, vc, qc) = (k.narrow(2, start, len), v.narrow(2, start, len), q.narrow(2, start, len));
         // Eq. 18: u_i = δ_{l,i} a_{l−1,i}ᵀ at M_{t'}, kept as its two factors
         let (key_inputs, key_errors) = rank_one_factors(&m, cfg, &kc, &vc, loss_scale);
@@ -123,17 +114,14 @@ pub fn mlp_forward(
             );
             s_new.push(scalar(&co.p) * &s[l] - (d_l * &sg_end).transpose(-1, -2).matmul(a_l));
         }
-        // Eq. 15 (residual: M(q) = q + MLP(q))
-        ys.push(if cfg.residual { x + &qc } else { x });
         m = m_new;
         s = s_new;
-        start += len;
-        index += 1;
-    }
-    let y = if ys.is_empty() {
-        Tensor::zeros([k.size()[0], k.size()[1], 0, v.size()[3]], (k.kind(), k.device()))
-    } else {
-        Tensor::cat(&ys, 2)
-    };
+        // Eq. 15 (residual: M(q) = q + MLP(q))
+        if cfg.residual {
+            x + &qc
+        } else {
+            x
+        }
+    });
     Outputs { y, m_final: m, s_final: s }
 }
