@@ -7,17 +7,24 @@
 //! * [`inner`]: the inner problems (momentum as a memory, backprop as a memory, Newton–Schulz as descent, DGD);
 //! * [`cms`]: the Continuum Memory System (Eqs. 70–71);
 //! * [`hope`]: the DGD rule of Hope's self-modifying memories for a linear memory (Eqs. 88, 90, 93);
-//! * [`checks`]: every check, registered in `papers/nl.yaml`.
+//! * [`preconditioned`]: preconditioned GD and momentum with concrete preconditioners (Eqs. 38, 46–47);
+//! * [`appendix_b`]: Appendix B's optimizers whose momentum is an element-wise memory (Eqs. 103–105);
+//! * [`checks`], [`checks_preconditioning`]: every check, registered in `papers/nl.yaml`.
 
+pub mod appendix_b;
 pub mod checks;
+pub mod checks_preconditioning;
 pub mod cms;
 pub mod hope;
 pub mod inner;
 pub mod optimizers;
+pub mod preconditioned;
 
 use crate::check::Check;
 
 /// Every Nested Learning check.
 pub fn checks() -> Vec<Check> {
-    checks::checks()
+    let mut all = checks::checks();
+    all.extend(checks_preconditioning::checks());
+    all
 }

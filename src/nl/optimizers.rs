@@ -71,6 +71,12 @@ pub mod reference {
         out
     }
 
+    /// Eq. 45's argument: momentum `S ← β S − λ g` fed one gradient per orthogonal task holds the last `n` of
+    /// `total` tasks with the share `Σ_{i<n} βⁱ / Σ_{i<total} βⁱ = (1 − βⁿ)/(1 − β^total)`.
+    pub fn momentum_task_share(beta: f64, n: usize, total: usize) -> f64 {
+        (1.0 - beta.powi(n as i32)) / (1.0 - beta.powi(total as i32))
+    }
+
     /// Eqs. 48–49 (consistent form, `P = I`): `S_t = S_{t−1}(β I − 2λ_t g_tᵀ g_t) − 2λ_t g_t`, `W_t = W_{t−1} + S_t`.
     pub fn delta_momentum(q: &Quadratic, w0: &Array2<f64>, beta: f64, lrs: &[f64], wd: f64) -> Vec<Array2<f64>> {
         let c = w0.ncols();
