@@ -9,14 +9,17 @@
 //! * [`hope`]: the DGD rule of Hope's self-modifying memories for a linear memory (Eqs. 88, 90, 93);
 //! * [`preconditioned`]: preconditioned GD and momentum with concrete preconditioners (Eqs. 38, 46–47);
 //! * [`appendix_b`]: Appendix B's optimizers whose momentum is an element-wise memory (Eqs. 103–105);
-//! * [`checks`], [`checks_preconditioning`]: every check, registered in `papers/nl.yaml`.
+//! * [`oja`]: OjaNet, Oja's rule as GD on its objective (Eqs. 66–67);
+//! * [`checks`], [`checks_preconditioning`], [`checks_architectures`]: every check, registered in `papers/nl.yaml`.
 
 pub mod appendix_b;
 pub mod checks;
+pub mod checks_architectures;
 pub mod checks_preconditioning;
 pub mod cms;
 pub mod hope;
 pub mod inner;
+pub mod oja;
 pub mod optimizers;
 pub mod preconditioned;
 
@@ -26,5 +29,6 @@ use crate::check::Check;
 pub fn checks() -> Vec<Check> {
     let mut all = checks::checks();
     all.extend(checks_preconditioning::checks());
+    all.extend(checks_architectures::checks());
     all
 }
