@@ -5,13 +5,14 @@
 //! implements it and the check that verifies it. The four design axes are in [`framework`] (serde names
 //! listed there), the per-equation primitives in [`bias`] and [`retention`], the generic recurrence in
 //! [`update`], Moneta / Yaad / Memora and their chunkwise forms in [`models`], the published recurrences
-//! as named presets in [`presets`].
+//! as named presets in [`presets`], and Table 1's channel-gated and multi-step rows in [`table1`].
 
 pub mod bias;
 pub mod checks;
 pub mod checks_mlp;
 pub mod checks_models;
 pub mod checks_retention;
+pub mod checks_table1;
 pub mod framework;
 pub mod memory_rules;
 pub mod mlp;
@@ -19,6 +20,7 @@ pub mod models;
 pub mod preset_rules;
 pub mod presets;
 pub mod retention;
+pub mod table1;
 pub mod update;
 
 use crate::check::Check;
@@ -26,6 +28,11 @@ use crate::check::Check;
 /// Every MIRAS check, by the name `papers/miras.yaml` uses.
 pub fn checks() -> Vec<Check> {
     vec![
+        Check {
+            name: "miras_table1_rows",
+            summary: "Table 1's channel-gated and multi-step rows (DFW, GLA, HGRN2, RWKV-7, DeltaProduct n = 3): tch vs f64 reference; DFW(beta = 1) == GLA, RWKV-7(uniform gate) == DeltaProduct(n = 1), GLA(uniform gate) == Mamba2",
+            run: checks_table1::table1_rows,
+        },
         Check {
             name: "miras_bias_dot_product",
             summary: "§4 dot-product bias −2c⟨Wk,v⟩: hand gradient vs tch autograd vs tch closed form vs central FD",
