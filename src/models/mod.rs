@@ -35,6 +35,7 @@
 pub mod attention;
 pub mod blocks;
 pub mod checks;
+pub mod cms;
 pub mod diagnostics;
 pub mod lm;
 pub mod memory_layer;
