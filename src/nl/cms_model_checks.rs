@@ -300,7 +300,7 @@ const PROBES: [(&str, i64); 4] = [
 /// gradients must also differ (the second-order terms are live).
 pub fn outer_gradient(env: &CheckEnv) -> Result<Vec<Measurement>> {
     let (k, dev) = (Kind::Double, env.device);
-    let (t, chunk) = (12i64, 3i64);
+    let (t, chunk) = (9i64, 3i64);
     let h = 1e-5;
     let mut out = vec![];
     for &seed in &env.seeds {
