@@ -53,6 +53,8 @@ pub mod reference {
         pub w2: Array2<f64>,
         pub b2: Array1<f64>,
         pub activation: Activation,
+        /// whether `b₁`, `b₂` are parameters (learned in context); false: fixed at their values (zero)
+        pub biased: bool,
         /// update period `C_ℓ` in tokens
         pub period: usize,
         /// learning rate `η_ℓ`
@@ -63,7 +65,7 @@ pub mod reference {
         /// A level without biases (`b₁ = b₂ = 0`).
         pub fn unbiased(w1: Array2<f64>, w2: Array2<f64>, activation: Activation, period: usize, lr: f64) -> Self {
             let (h, d) = w1.dim();
-            Self { w1, b1: Array1::zeros(h), w2, b2: Array1::zeros(d), activation, period, lr }
+            Self { w1, b1: Array1::zeros(h), w2, b2: Array1::zeros(d), activation, biased: false, period, lr }
         }
     }
 
@@ -133,9 +135,11 @@ pub mod reference {
                 };
                 let delta = l.w2.t().dot(&upstream) * pre[j].mapv(|v| l.activation.slope(v));
                 acc[j].0 = &acc[j].0 + &(outer(&delta, &inputs[j]) * l.lr);
-                acc[j].1 = &acc[j].1 + &(&delta * l.lr);
                 acc[j].2 = &acc[j].2 + &(outer(&upstream, &hidden[j]) * l.lr);
-                acc[j].3 = &acc[j].3 + &(&upstream * l.lr);
+                if l.biased {
+                    acc[j].1 = &acc[j].1 + &(&delta * l.lr);
+                    acc[j].3 = &acc[j].3 + &(&upstream * l.lr);
+                }
                 g = &upstream + &l.w1.t().dot(&delta);
             }
             // Eq. 71: level ℓ applies its chunk's sum when (t + 1) mod C_ℓ = 0

@@ -66,6 +66,7 @@ pub fn chain(env: &CheckEnv) -> Result<Vec<Measurement>> {
                         w2: matrix(w[2])?,
                         b2: vector(w[3])?,
                         activation: cms_ref::Activation::Gelu,
+                        biased: true,
                         period,
                         lr: spec.lr,
                     })
