@@ -39,7 +39,7 @@ pub fn chain(env: &CheckEnv) -> Result<Vec<Measurement>> {
     let mut out = vec![];
     for &seed in &env.seeds {
         for (periods, layout, t) in cases {
-            let spec = CmsSpec { expansion: 2, lr: 0.002, layout, ..CmsSpec::with_periods(periods) };
+            let spec = CmsSpec { expansion: 2, lr: 0.001, layout, ..CmsSpec::with_periods(periods) };
             let (_vs, cms) = with_torch_seed(seed, || {
                 let mut vs = nn::VarStore::new(dev);
                 let cms = Cms::new(&vs.root(), d, &spec);
