@@ -102,6 +102,9 @@ pub enum Command {
     /// Any memory trains in any model (lmm, mac, mag, mal): `model.memory.kind` is linear, mlp, framework,
     /// moneta, yaad, memora, preset, omega or atlas, e.g. --set 'model.memory={kind: mlp, layers: 2, expansion: 4}' or
     /// --set 'model.memory={kind: preset, name: gated-deltanet}' (fields: README, "Memories").
+    /// Any model's feed-forward can be a Continuum Memory System that learns in context (Nested Learning
+    /// Eqs. 70–74): --set 'model.cms={periods: [4, 16]}' (fields periods, expansion, lr, second_order, layout;
+    /// README, "Continuum Memory System").
     Run {
         /// Experiment YAML files.
         #[arg(required = true)]

@@ -155,6 +155,32 @@ fn config_errors_name_file_line_field_and_suggest() {
 }
 
 #[test]
+fn cms_config_is_strict_and_validated() {
+    let e = load_err(MICRO, &["model.cms={periods: [4], lrr: 0.1}"]);
+    assert!(e.contains("lrr") && e.contains("did you mean `lr`"), "{e}");
+    let e = load_err(MICRO, &["model.cms={periods: [4, 6]}"]);
+    assert!(e.contains("model.cms.periods") && e.contains("multiple of the smallest"), "{e}");
+    let e = load_err(MICRO, &["model.cms={periods: []}"]);
+    assert!(e.contains("model.cms.periods") && e.contains("at least one level"), "{e}");
+    let e = load_err(MICRO, &["model.cms={periods: [0]}"]);
+    assert!(e.contains("model.cms.periods") && e.contains("at least 1"), "{e}");
+    let e = load_err(MICRO, &["model.cms={periods: [4], lr: -1}"]);
+    assert!(e.contains("model.cms.lr") && e.contains(">= 0"), "{e}");
+    let e = load_err(MICRO, &["model.kind=mac", "model.cms={periods: [2]}"]);
+    assert!(e.contains("segment_len") && e.contains("multiple"), "{e}");
+    let e = load_err(
+        &MICRO.replace("  segment_len: 4", "  segment_len: 4\n  cms: {periods: [4, 12], layout: stacked}"),
+        &[],
+    );
+    assert!(e.contains("bad.yaml:") && e.contains("stacked") && e.contains("chain"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "ok.yaml", MICRO);
+    let study = Study::load(&file, "tiny", &["model.cms={periods: [4, 12], second_order: true}".to_string()]).unwrap();
+    let c = study.base_config().unwrap().model.cms.unwrap();
+    assert_eq!((c.periods, c.expansion, c.lr, c.second_order), (vec![4, 12], 4, 0.01, true));
+}
+
+#[test]
 fn a_nan_stops_the_row_and_keeps_what_was_written() {
     let tmp = tempfile::tempdir().unwrap();
     // an absurd learning rate blows the loss up; the row is marked failed, the study goes on

@@ -22,6 +22,7 @@ fn spec_with(kind: ModelKind, persistent: usize, memory: MemorySpec) -> ModelSpe
         memory,
         mac_combine: Default::default(),
         attention: Default::default(),
+        cms: None,
     }
 }
 

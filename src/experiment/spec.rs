@@ -601,6 +601,22 @@ impl Study {
         if m.memory.max_lr.is_some_and(|x| !(x.is_finite() && x > 0.0)) {
             return Err(f("model.memory.max_lr", "must be a positive number"));
         }
+        if let Some(c) = &m.cms {
+            if let Err((field, msg)) = c.validate() {
+                return Err(f(&format!("model.cms.{field}"), &msg));
+            }
+            if m.kind == ModelKind::Mac && !(c.chunk() as usize).is_multiple_of(m.segment_len) {
+                return Err(blame(
+                    &["model.cms.periods", "model.segment_len"],
+                    &format!(
+                        "with mac, the smallest CMS period (the in-context chunk, {}) must be a multiple of segment_len \
+                         ({}) so that chunks cut no segment",
+                        c.chunk(),
+                        m.segment_len
+                    ),
+                ));
+            }
+        }
         if let Err(err) = crate::memories::build(&m.memory, m.dim / m.heads) {
             let field = crate::memories::field_of(&err.to_string());
             return Err(f(&format!("model.memory{field}"), &err.to_string()));

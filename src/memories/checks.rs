@@ -199,6 +199,7 @@ fn in_model_check(env: &CheckEnv, memory: &MemorySpec, chunk: usize) -> Result<V
             memory: memory.clone(),
             mac_combine: Default::default(),
             attention: Default::default(),
+            cms: None,
         };
         let rule = rule.clone();
         let seed = env.seeds[0];

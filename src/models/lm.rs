@@ -2,6 +2,7 @@
 //! of Titans §4, and [`MemoryLayer`] for the memory, which is any [`MemoryRule`].
 
 use super::blocks::{Attention, FeedForward};
+use super::cms::{self, Cms, CmsSpec, CmsState};
 use super::memory_layer::{MemoryLayer, MemoryState};
 use super::reference::{LayerNormWeights, MixerWeights};
 use super::spec::{MacCombine, ModelKind, ModelSpec, Positions};
@@ -39,12 +40,19 @@ impl Mixer {
     }
 }
 
+/// A block's feed-forward sub-layer: the ordinary MLP, or a CMS that learns in context (`model.cms`).
+#[derive(Debug)]
+enum Ffn {
+    Plain(FeedForward),
+    Cms(Cms),
+}
+
 #[derive(Debug)]
 struct Block {
     ln1: nn::LayerNorm,
     ln2: nn::LayerNorm,
     mixer: Mixer,
-    ffn: FeedForward,
+    ffn: Ffn,
     /// N_p persistent tokens `[N_p, D]` (Titans Eq. 19), absent when N_p = 0
     persistent: Option<Tensor>,
 }
@@ -52,13 +60,28 @@ struct Block {
 /// What one block carries from one call to the next: the memory (and its convolution tails), the attention's
 /// always-visible prefix keys (MAG: the persistent tokens; MAL: the memory's outputs at their positions), the
 /// last `window − 1` attention inputs (MAG/MAL's sliding window reaches back into the previous call), and the
-/// number of tokens already seen (the RoPE position of the next token).
+/// number of tokens already seen (the RoPE position of the next token); with `model.cms`, the CMS's fast weights,
+/// accumulators and token count (and, in the last block, the logits awaiting the next call's first token).
 #[derive(Debug)]
 pub struct LayerState {
     pub memory: MemoryState,
     pub prefix_keys: Option<Tensor>,
     pub window_tail: Option<Tensor>,
     pub position: i64,
+    pub cms: Option<CmsState>,
+}
+
+impl LayerState {
+    /// Cuts the graph behind every carried tensor except the CMS's (whose fast weights the logits awaiting their
+    /// target still depend on).
+    fn detach(&mut self) {
+        let cut = |t: &mut Option<Tensor>| *t = t.as_ref().map(Tensor::detach);
+        self.memory.tensors = self.memory.tensors.iter().map(Tensor::detach).collect();
+        cut(&mut self.memory.tail);
+        cut(&mut self.memory.read_tail);
+        cut(&mut self.prefix_keys);
+        cut(&mut self.window_tail);
+    }
 }
 
 /// Per-layer state carried between calls.
@@ -74,6 +97,7 @@ pub struct MemoryLm {
     kind: ModelKind,
     read: ReadMode,
     rule: Arc<dyn MemoryRule>,
+    cms: Option<CmsSpec>,
 }
 
 impl MemoryLm {
@@ -115,7 +139,10 @@ impl MemoryLm {
                     ln1: nn::layer_norm(&bp / "ln1", vec![d], Default::default()),
                     ln2: nn::layer_norm(&bp / "ln2", vec![d], Default::default()),
                     mixer,
-                    ffn: FeedForward::new(&(&bp / "ffn"), d),
+                    ffn: match &spec.cms {
+                        None => Ffn::Plain(FeedForward::new(&(&bp / "ffn"), d)),
+                        Some(c) => Ffn::Cms(Cms::new(&(&bp / "cms"), d, c)),
+                    },
                     persistent,
                 }
             })
@@ -128,6 +155,7 @@ impl MemoryLm {
             kind: spec.kind,
             read: spec.memory.read,
             rule,
+            cms: spec.cms.clone(),
         }
     }
 
@@ -157,6 +185,14 @@ impl MemoryLm {
 
     pub fn rule(&self) -> &Arc<dyn MemoryRule> {
         &self.rule
+    }
+
+    /// Block `layer`'s CMS (with `model.cms`).
+    pub fn cms(&self, layer: usize) -> Option<&Cms> {
+        match &self.blocks[layer].ffn {
+            Ffn::Cms(c) => Some(c),
+            Ffn::Plain(_) => None,
+        }
     }
 
     /// The mixer of block `layer` alone on its input `x [B, T, D]` (what the block feeds it: `LN₁` of the
@@ -217,18 +253,134 @@ impl MemoryLm {
     }
 
     fn run(&self, tokens: &Tensor, state: Option<ModelState>) -> (Tensor, ModelState) {
+        match &self.cms {
+            Some(spec) if spec.lr > 0.0 && tokens.size()[1] > 0 => self.run_in_context(tokens, state, spec),
+            _ => {
+                let (logits, mut states) = self.run_blocks(tokens, state);
+                // static CMS (η = 0): nothing to learn, only the token count moves
+                for (block, st) in self.blocks.iter().zip(states.iter_mut()) {
+                    if let (Ffn::Cms(c), Some(cs)) = (&block.ffn, st.cms.as_mut()) {
+                        c.advance(cs, tokens.size()[1], false, false);
+                    }
+                }
+                (logits, states)
+            }
+        }
+    }
+
+    /// Embedding → blocks → head on `tokens` with the given state (the CMS's fast weights as they are).
+    fn run_blocks(&self, tokens: &Tensor, state: Option<ModelState>) -> (Tensor, ModelState) {
         let mut x = self.embed.forward(tokens);
+        let batch = tokens.size()[0];
         let mut states = state.map(|s| s.into_iter().map(Some).collect::<Vec<_>>()).unwrap_or_default();
         states.resize_with(self.blocks.len(), || None);
         let mut out_states = vec![];
-        for (block, st) in self.blocks.iter().zip(states) {
-            let (mixed, new_state) = block.mix(&block.ln1.forward(&x), st, self.read);
+        for (block, mut st) in self.blocks.iter().zip(states) {
+            let cms_state = st.as_mut().and_then(|s| s.cms.take());
+            let (mixed, mut new_state) = block.mix(&block.ln1.forward(&x), st, self.read);
             x = x + mixed;
-            x = &x + block.ffn.forward(&block.ln2.forward(&x));
+            let u = block.ln2.forward(&x);
+            x = match &block.ffn {
+                Ffn::Plain(ffn) => &x + ffn.forward(&u),
+                Ffn::Cms(c) => {
+                    let cs = cms_state.unwrap_or_else(|| c.initial_state(batch));
+                    // x ← x + (CMS(LN₂ x) − LN₂ x): the levels' total increment joins the residual stream
+                    let y = c.forward(&u, &cs);
+                    new_state.cms = Some(cs);
+                    &x + (y - &u)
+                }
+            };
             out_states.push(new_state);
         }
         (self.head.forward(&self.ln_f.forward(&x)), out_states)
     }
+
+    /// The model with `model.cms` learning in context (see [`super::cms`]): chunks of `C_min` tokens (aligned to
+    /// the tokens seen so far, so that chained calls equal one call); after each chunk, the summed next-token
+    /// cross-entropy of its positions whose next token is known, its gradient with respect to every block's fast
+    /// weights accumulated (`η·g`), and every level whose period divides the token count updated. The last
+    /// position's logits wait in the state for the next call's first token. Runs under `with_grad` even when the
+    /// caller does not; then logits come back detached and carried states are cut at chunk ends.
+    fn run_in_context(&self, tokens: &Tensor, state: Option<ModelState>, spec: &CmsSpec) -> (Tensor, ModelState) {
+        let outer_grad = grad_enabled();
+        let create_graph = spec.second_order && outer_grad;
+        let (t, c_min) = (tokens.size()[1], spec.chunk());
+        tch::with_grad(|| {
+            let mut state = state;
+            // the previous call's last position meets its target: complete its chunk's inner loss
+            if let Some(st) = state.as_mut() {
+                let waiting = st.last_mut().and_then(|s| s.cms.as_mut()).and_then(|c| c.awaiting_target.take());
+                if let Some(logits) = waiting {
+                    let loss = cms::summed_cross_entropy(&logits.unsqueeze(1), &tokens.narrow(1, 0, 1));
+                    self.inner_step(st, &loss, create_graph);
+                    self.advance(st, 0, true, !outer_grad);
+                }
+            }
+            let mut outs = vec![];
+            let mut pos = 0;
+            while pos < t {
+                let seen = state.as_ref().and_then(|s| s[0].cms.as_ref()).map_or(0, |c| c.tokens);
+                let len = (c_min - seen % c_min).min(t - pos);
+                if seen % c_min == 0 {
+                    // a new chunk uses its own graph node of every fast weight: its inner gradient is the
+                    // gradient through this chunk's uses only, not through earlier chunks that held the same value
+                    for cs in state.iter_mut().flatten().filter_map(|s| s.cms.as_mut()) {
+                        Cms::new_chunk(cs);
+                    }
+                }
+                let (logits, mut st) = self.run_blocks(&tokens.narrow(1, pos, len), state.take());
+                let end = pos + len;
+                // 𝓛 = Σ_t CE(logits_t, x_{t+1}) over the chunk's positions whose next token is in the input
+                let known = if end < t { len } else { len - 1 };
+                if known > 0 {
+                    let targets = tokens.narrow(1, pos + 1, known);
+                    let loss = cms::summed_cross_entropy(&logits.narrow(1, 0, known), &targets);
+                    self.inner_step(&mut st, &loss, create_graph);
+                }
+                if end == t {
+                    if let Some(c) = st.last_mut().and_then(|s| s.cms.as_mut()) {
+                        c.awaiting_target = Some(logits.select(1, len - 1));
+                    }
+                }
+                self.advance(&mut st, len, end < t, !outer_grad);
+                if !outer_grad && (seen + len) % c_min == 0 {
+                    st.iter_mut().for_each(LayerState::detach);
+                }
+                outs.push(if outer_grad { logits } else { logits.detach() });
+                state = Some(st);
+                pos = end;
+            }
+            (Tensor::cat(&outs, 1), state.expect("at least one chunk"))
+        })
+    }
+
+    /// Accumulates `η ∇𝓛` for the fast weights of every block's CMS.
+    fn inner_step(&self, state: &mut ModelState, loss: &Tensor, create_graph: bool) {
+        let mut cmses = vec![];
+        let mut states = vec![];
+        for (block, st) in self.blocks.iter().zip(state.iter_mut()) {
+            if let (Ffn::Cms(c), Some(cs)) = (&block.ffn, st.cms.as_mut()) {
+                cmses.push(c);
+                states.push(cs);
+            }
+        }
+        cms::accumulate(&cmses, &mut states, loss, create_graph);
+    }
+
+    /// Counts `n` tokens in every block's CMS and applies the levels that are due (when `complete`).
+    fn advance(&self, state: &mut ModelState, n: i64, complete: bool, leaves: bool) {
+        for (block, st) in self.blocks.iter().zip(state.iter_mut()) {
+            if let (Ffn::Cms(c), Some(cs)) = (&block.ffn, st.cms.as_mut()) {
+                c.advance(cs, n, complete, leaves);
+            }
+        }
+    }
+}
+
+/// Whether autograd records operations here (false under `tch::no_grad`).
+fn grad_enabled() -> bool {
+    let probe = Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)).set_requires_grad(true);
+    (&probe * 2.0).requires_grad()
 }
 
 impl LanguageModel for MemoryLm {
@@ -236,7 +388,11 @@ impl LanguageModel for MemoryLm {
         MemoryLm::forward(self, tokens)
     }
     fn describe(&self) -> String {
-        format!("{} with {} blocks, memory {}", self.kind.name(), self.blocks.len(), self.rule.name())
+        let base = format!("{} with {} blocks, memory {}", self.kind.name(), self.blocks.len(), self.rule.name());
+        match &self.cms {
+            Some(c) => format!("{base}, {}", c.describe()),
+            None => base,
+        }
     }
 }
 
@@ -267,8 +423,13 @@ impl Block {
         };
         // x̃ = p ‖ x (Eqs. 19, 26, 29) on the first call; later calls continue the same sequence
         let (xt, np) = if first { self.with_prefix(x) } else { (x.shallow_clone(), 0) };
-        let layer =
-            |memory, prefix_keys, window_tail| LayerState { memory, prefix_keys, window_tail, position: position + t };
+        let layer = |memory, prefix_keys, window_tail| LayerState {
+            memory,
+            prefix_keys,
+            window_tail,
+            position: position + t,
+            cms: None,
+        };
         match &self.mixer {
             Mixer::Lmm { memory } => {
                 let (y, st) = memory.forward(&xt, memory_state, read);

@@ -27,6 +27,11 @@
 //!   inputs and the prefix keys, so one call equals chained calls (MAC: at segment boundaries). Persistent
 //!   tokens enter on the first call only.
 //!
+//! * Feed-forward (`model.cms`, optional): every block's `x + FFN(LN(x))` becomes a Continuum Memory System whose
+//!   levels learn in context from the next-token loss ([`cms`]; Nested Learning arXiv 2512.24695 v1, Eqs. 70–74
+//!   and Hope's output chain, Eq. 97): the model then runs its input in chunks of the smallest period, with an
+//!   inner gradient step after each (also under `no_grad`), and carries the fast weights in `LayerState`.
+//!
 //! [`reference`] is the f64 ndarray reference of every mixer (explicit token and segment loops over the
 //! equation references and the rule's own reference); `MemoryLm::mixer_weights` / `MemoryLm::mixer_forward`
 //! expose one block's weights and mixer so that the checks (`titans_model_*`, `memory_in_model_*`) compare the
@@ -35,6 +40,7 @@
 pub mod attention;
 pub mod blocks;
 pub mod checks;
+pub mod cms;
 pub mod diagnostics;
 pub mod lm;
 pub mod memory_layer;

@@ -3,6 +3,7 @@
 //! the rule's own fields) is kept as written and resolved by `crate::memories`, so that this module names no
 //! paper; the layer settings every rule shares are typed here.
 
+pub use super::cms::{CmsLayout, CmsSpec};
 use crate::memory::ReadMode;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_yaml::{Mapping, Value};
@@ -58,6 +59,10 @@ pub struct ModelSpec {
     /// position information of every attention in the model
     #[serde(default)]
     pub attention: AttentionSpec,
+    /// a Continuum Memory System in place of every block's feed-forward, learning in context (absent: the
+    /// ordinary feed-forward); see [`super::cms`]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cms: Option<CmsSpec>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -593,11 +593,9 @@ impl CmsProblem {
 
     fn reference(&self, b: usize, periods: &[usize], lrs: &[f64]) -> cms::reference::Run {
         let levels: Vec<cms::reference::Level> = (0..3)
-            .map(|j| cms::reference::Level {
-                w1: self.w1[j].clone(),
-                w2: self.w2[j].clone(),
-                period: periods[j],
-                lr: lrs[j],
+            .map(|j| {
+                let tanh = cms::reference::Activation::Tanh;
+                cms::reference::Level::unbiased(self.w1[j].clone(), self.w2[j].clone(), tanh, periods[j], lrs[j])
             })
             .collect();
         let x = two(self.x.index_axis(ndarray::Axis(0), b).to_owned());
@@ -871,6 +869,26 @@ pub fn checks() -> Vec<crate::check::Check> {
         Check { name: "nl_cms", summary: "tch CMS chain (batched, autograd) == f64 token-by-token reference (Eqs. 70-71), periods (1, 3, 5), T = 13", run: cms_chain },
         Check { name: "nl_cms_cadence", summary: "CMS level l changes exactly at tokens i = 0 mod C_l (observed in tch and in the reference)", run: cms_cadence },
         Check { name: "nl_cms_online_stack", summary: "CMS with all periods 1 == online SGD (the sgd optimizer) on the MLP stack; periods >= T == static stack", run: cms_online_stack },
+        Check {
+            name: "nl_cms_model_chain",
+            summary: "the models' CMS (GELU levels with biases, batched, chunks of C_min, autograd) driven by a regression loss == f64 token reference (Eqs. 70-71, 74, 97)",
+            run: super::cms_model_checks::chain,
+        },
+        Check {
+            name: "nl_cms_model_static",
+            summary: "CMS model with all periods >= T == the same weights with static MLPs (lr 0); one never-updated level == the feed-forward model",
+            run: super::cms_model_checks::static_equivalences,
+        },
+        Check {
+            name: "nl_cms_model_cadence",
+            summary: "inside the model, level l's fast weights change exactly after chunks ending at multiples of C_l (chained one-chunk calls)",
+            run: super::cms_model_checks::cadence,
+        },
+        Check {
+            name: "nl_cms_model_outer_gradient",
+            summary: "outer gradient w.r.t. CMS initial states (Eq. 73, f64): second order == central FD of the whole forward; first order == FD with fixed inner increments",
+            run: super::cms_model_checks::outer_gradient,
+        },
         Check {
             name: "nl_adam_as_memory",
             summary: "Appendix B closed-form optima (element-wise Eqs. 101-102, matrix Eqs. 106-107) == autograd Newton step / ridge lstsq",

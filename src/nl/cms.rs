@@ -8,23 +8,69 @@
 //! applies its accumulated sum `θ_ℓ ← θ_ℓ − Σ_{t=i−C_ℓ+1}^{i} η_ℓ ∇_{θ_ℓ} L_t` (the printed sum has `C_ℓ + 1`
 //! terms, overlapping the previous chunk by one token; the consistent range has `C_ℓ`). Inside a chunk `θ_ℓ` is
 //! frozen, so all its gradients are taken at the same value (other, faster levels may move in between).
-//! Blocks are residual MLPs `x + W₂ tanh(W₁ x)` (the paper leaves widths, activation and norms open); the task
-//! loss `L_t = ‖y_t − z_t‖²` regresses a target (the LM uses the next-token loss). All periods 1 is online SGD
-//! on the stack; periods ≥ T give a static MLP stack.
+//! Blocks are residual MLPs `x + W₂ σ(W₁ x + b₁) + b₂` (the paper leaves widths, activation and norms open; the
+//! standalone checks use `tanh` without biases, the models' CMS, `crate::models::cms`, GELU with biases); the task
+//! loss `L_t = ‖y_t − z_t‖²` regresses a target (the models use the next-token loss). All periods 1 is online SGD
+//! on the stack; periods ≥ T give a static MLP stack. The reference also runs Eq. 74's independent layout
+//! (`y = Σ_ℓ a_ℓ MLP_ℓ(x)`).
 
-/// One level's parameters: `W₁ ∈ R^{h×d}`, `W₂ ∈ R^{d×h}`.
+/// One level's parameters: `W₁ ∈ R^{h×d}`, `b₁ ∈ R^h`, `W₂ ∈ R^{d×h}`, `b₂ ∈ R^d`, and its activation.
 pub mod reference {
     use ndarray::{Array1, Array2};
+
+    /// The level's non-linearity `σ`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Activation {
+        Tanh,
+        /// the exact GELU `x Φ(x)` (the models' CMS levels)
+        Gelu,
+    }
+
+    impl Activation {
+        fn value(self, x: f64) -> f64 {
+            match self {
+                Activation::Tanh => x.tanh(),
+                Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            }
+        }
+        /// `σ'(x)`: `1 − tanh²x`, or `Φ(x) + x φ(x)` for GELU.
+        fn slope(self, x: f64) -> f64 {
+            match self {
+                Activation::Tanh => 1.0 - x.tanh().powi(2),
+                Activation::Gelu => {
+                    let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+                    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                    cdf + x * pdf
+                }
+            }
+        }
+    }
 
     #[derive(Debug, Clone)]
     pub struct Level {
         pub w1: Array2<f64>,
+        pub b1: Array1<f64>,
         pub w2: Array2<f64>,
+        pub b2: Array1<f64>,
+        pub activation: Activation,
+        /// whether `b₁`, `b₂` are parameters (learned in context); false: fixed at their values (zero)
+        pub biased: bool,
         /// update period `C_ℓ` in tokens
         pub period: usize,
         /// learning rate `η_ℓ`
         pub lr: f64,
     }
+
+    impl Level {
+        /// A level without biases (`b₁ = b₂ = 0`).
+        pub fn unbiased(w1: Array2<f64>, w2: Array2<f64>, activation: Activation, period: usize, lr: f64) -> Self {
+            let (h, d) = w1.dim();
+            Self { w1, b1: Array1::zeros(h), w2, b2: Array1::zeros(d), activation, biased: false, period, lr }
+        }
+    }
+
+    /// Accumulated `η Σ ∇` of one level: `(W₁, b₁, W₂, b₂)`.
+    type Grads = (Array2<f64>, Array1<f64>, Array2<f64>, Array1<f64>);
 
     /// The outputs `y_t`, the final levels, and for each token which levels were updated at it.
     pub struct Run {
@@ -33,41 +79,68 @@ pub mod reference {
         pub updated: Vec<Vec<bool>>,
     }
 
-    /// Eq. 70 forward and Eq. 71 updates over a sequence `x [T, d]` with targets `z [T, d]`, token by token,
-    /// gradients by hand: for block `a ↦ a + W₂ tanh(W₁ a)`, with upstream `ḡ = ∂L/∂out`:
-    /// `∂L/∂W₂ = ḡ hᵀ`, `δ = (W₂ᵀ ḡ) ⊙ (1 − h²)`, `∂L/∂W₁ = δ aᵀ`, `∂L/∂a = ḡ + W₁ᵀ δ`.
+    /// Eq. 70 (the chain) with Eq. 71's updates; see [`run_with`].
     pub fn run(levels: &[Level], x: &Array2<f64>, z: &Array2<f64>) -> Run {
+        run_with(levels, None, x, z)
+    }
+
+    /// Eq. 70 forward (`aggregator` absent: the chain) or Eq. 74 (`y = Σ_ℓ a_ℓ MLP_ℓ(x)`, every level on the same
+    /// input) and Eq. 71 updates over a sequence `x [T, d]` with targets `z [T, d]`, token by token, gradients by
+    /// hand: for a block `a ↦ a + W₂ σ(W₁ a + b₁) + b₂` with pre-activation `p`, `h = σ(p)`, and upstream
+    /// `ḡ = ∂L/∂out`: `∂L/∂W₂ = ḡ hᵀ`, `∂L/∂b₂ = ḡ`, `δ = (W₂ᵀ ḡ) ⊙ σ'(p)`, `∂L/∂W₁ = δ aᵀ`, `∂L/∂b₁ = δ`,
+    /// `∂L/∂a = ḡ + W₁ᵀ δ`; in Eq. 74 level ℓ's upstream is `a_ℓ ḡ`.
+    pub fn run_with(levels: &[Level], aggregator: Option<&[f64]>, x: &Array2<f64>, z: &Array2<f64>) -> Run {
         let mut levels = levels.to_vec();
         let (t_len, d) = x.dim();
-        let mut acc: Vec<(Array2<f64>, Array2<f64>)> =
-            levels.iter().map(|l| (Array2::zeros(l.w1.raw_dim()), Array2::zeros(l.w2.raw_dim()))).collect();
+        let zeros = |l: &Level| {
+            (
+                Array2::zeros(l.w1.raw_dim()),
+                Array1::zeros(l.b1.raw_dim()),
+                Array2::zeros(l.w2.raw_dim()),
+                Array1::zeros(d),
+            )
+        };
+        let mut acc: Vec<Grads> = levels.iter().map(zeros).collect();
         let mut y = Array2::<f64>::zeros((t_len, d));
         let mut updated = vec![];
+        let outer = |u: &Array1<f64>, v: &Array1<f64>| Array2::from_shape_fn((u.len(), v.len()), |(p, q)| u[p] * v[q]);
         for t in 0..t_len {
-            // forward, keeping each block's input and hidden activation
-            let mut a = x.row(t).to_owned();
-            let mut inputs: Vec<Array1<f64>> = vec![];
-            let mut hidden: Vec<Array1<f64>> = vec![];
-            for l in &levels {
-                let h = l.w1.dot(&a).mapv(f64::tanh);
-                let out = &a + &l.w2.dot(&h);
-                inputs.push(a);
+            // forward, keeping each block's input, pre-activation and hidden activation
+            let xt = x.row(t).to_owned();
+            let mut a = xt.clone();
+            let (mut inputs, mut pre, mut hidden) = (vec![], vec![], vec![]);
+            let mut sum = Array1::<f64>::zeros(d);
+            for (j, l) in levels.iter().enumerate() {
+                let input = if aggregator.is_some() { xt.clone() } else { a.clone() };
+                let p = l.w1.dot(&input) + &l.b1;
+                let h = p.mapv(|v| l.activation.value(v));
+                let out = &input + &l.w2.dot(&h) + &l.b2;
+                if let Some(agg) = aggregator {
+                    sum = sum + &out * agg[j];
+                }
+                inputs.push(input);
+                pre.push(p);
                 hidden.push(h);
                 a = out;
             }
-            y.row_mut(t).assign(&a);
-            // L_t = ‖y_t − z_t‖², backward through the chain
-            let mut g = (&a - &z.row(t)) * 2.0;
+            let yt = if aggregator.is_some() { sum } else { a };
+            // L_t = ‖y_t − z_t‖², backward through the levels
+            let g_out = (&yt - &z.row(t)) * 2.0;
+            y.row_mut(t).assign(&yt);
+            let mut g = g_out.clone();
             for (j, l) in levels.iter().enumerate().rev() {
-                let (ai, h) = (&inputs[j], &hidden[j]);
-                let outer =
-                    |u: &Array1<f64>, v: &Array1<f64>| Array2::from_shape_fn((u.len(), v.len()), |(p, q)| u[p] * v[q]);
-                let gw2 = outer(&g, h);
-                let delta = l.w2.t().dot(&g) * h.mapv(|v| 1.0 - v * v);
-                let gw1 = outer(&delta, ai);
-                acc[j].0 = &acc[j].0 + &(gw1 * l.lr);
-                acc[j].1 = &acc[j].1 + &(gw2 * l.lr);
-                g = &g + &l.w1.t().dot(&delta);
+                let upstream = match aggregator {
+                    Some(agg) => &g_out * agg[j],
+                    None => g.clone(),
+                };
+                let delta = l.w2.t().dot(&upstream) * pre[j].mapv(|v| l.activation.slope(v));
+                acc[j].0 = &acc[j].0 + &(outer(&delta, &inputs[j]) * l.lr);
+                acc[j].2 = &acc[j].2 + &(outer(&upstream, &hidden[j]) * l.lr);
+                if l.biased {
+                    acc[j].1 = &acc[j].1 + &(&delta * l.lr);
+                    acc[j].3 = &acc[j].3 + &(&upstream * l.lr);
+                }
+                g = &upstream + &l.w1.t().dot(&delta);
             }
             // Eq. 71: level ℓ applies its chunk's sum when (t + 1) mod C_ℓ = 0
             let mut flags = vec![];
@@ -75,9 +148,10 @@ pub mod reference {
                 let due = (t + 1).is_multiple_of(l.period);
                 if due {
                     l.w1 = &l.w1 - &acc[j].0;
-                    l.w2 = &l.w2 - &acc[j].1;
-                    acc[j].0.fill(0.0);
-                    acc[j].1.fill(0.0);
+                    l.b1 = &l.b1 - &acc[j].1;
+                    l.w2 = &l.w2 - &acc[j].2;
+                    l.b2 = &l.b2 - &acc[j].3;
+                    acc[j] = zeros(l);
                 }
                 flags.push(due);
             }

@@ -5,7 +5,8 @@
 //! * [`optimizers`]: the optimizers of §4 as f64 references on quadratics; their tch versions are the
 //!   paper-neutral `crate::optim` that `training.optimizer` selects;
 //! * [`inner`]: the inner problems (momentum as a memory, backprop as a memory, Newton–Schulz as descent, DGD);
-//! * [`cms`]: the Continuum Memory System (Eqs. 70–71);
+//! * [`cms`]: the Continuum Memory System (Eqs. 70–71, 74); inside the models (`crate::models::cms`, Eqs. 70–74
+//!   and Hope's output chain, Eq. 97) checked by [`cms_model_checks`];
 //! * [`hope`]: the DGD rule of Hope's self-modifying memories for a linear memory (Eqs. 88, 90, 93);
 //! * [`preconditioned`]: preconditioned GD and momentum with concrete preconditioners (Eqs. 38, 46–47);
 //! * [`appendix_b`]: Appendix B's optimizers whose momentum is an element-wise memory (Eqs. 103–105);
@@ -17,6 +18,7 @@ pub mod checks;
 pub mod checks_architectures;
 pub mod checks_preconditioning;
 pub mod cms;
+pub mod cms_model_checks;
 pub mod hope;
 pub mod inner;
 pub mod oja;

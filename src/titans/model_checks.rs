@@ -37,6 +37,7 @@ fn base(kind: ModelKind) -> ModelSpec {
         memory: MemorySpec::default(),
         mac_combine: MacCombine::Gate,
         attention: AttentionSpec::default(),
+        cms: None,
     }
 }
 
