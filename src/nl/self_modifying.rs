@@ -6,7 +6,7 @@
 //! autograd in every input, gate and initial state. `crate::nl::memory_rules` makes it the catalogue rule
 //! `kind: hope`.
 //!
-//! **Memories** `□ ∈ {k, v, memory}` (Eq. 89, the residual MLP; `form: linear` = Eqs. 92–93):
+//! **Memories** `□ ∈ {k, v, memory}` (and `q`, see below; Eq. 89, the residual MLP; `memory: linear` = Eqs. 92–93):
 //! $$\mathcal M_\square(z) = z + W_{\square,1}\,\sigma(W_{\square,2} z),\qquad W_{\square,2}\in\mathbb R^{h\times d},\ W_{\square,1}\in\mathbb R^{d\times h},\ h = \text{expansion}\cdot d$$
 //! or `M_□(z) = W_□ z` (`d × d`); `σ` = SiLU (default) or exact GELU. Initial states are the layer's learned
 //! (meta-learned, outer-loop) parameters. `d_k = d_v = d` is required (`v̂ = M_□(v)` feeds values to memories keyed
@@ -15,25 +15,28 @@
 //! **Inputs from the layer**: the per-head key and value projections `x^k_t, x^v_t` are the token views the
 //! adaptive projection memories read (with Eq. 89's residual, a memory at its initial state is the layer's
 //! projection plus its MLP); `q_t` is the layer's by default (the only non-adaptive projection, as §8's text says —
-//! the printed Eqs. 85/88/96 list `q` among the adaptive memories, ⚠: `adaptive_q: true`); the inner learning rate `θ_t` (NL's `η_t`) and
-//! forgetting `α_t` (NL's `α_t` = project `1 − α_t`) are the layer's scalar gates per head and token, i.e.
+//! the printed Eqs. 85/88/96 list `q` among the adaptive memories, ⚠: `adaptive_q: true`); the inner learning
+//! rate `θ_t` (NL's `η_t`) and forgetting `α_t` (NL's `α_t` = project `1 − α_t`) are the layer's scalar gates per
+//! head and token, i.e.
 //! Eq. 76's projections squashed by a sigmoid — the paper's memories `M_η, M_α` (Eq. 83) output `d`-vectors and
 //! it leaves open how they become scalar gates, so they are not built.
 //!
 //! **Token t** with `s` the state the chunk reads (`C = 1`: `s = t − 1`; `C > 1`: the state after the previous
 //! chunk — the consistent reading of Eq. 90's acausal index `C⌈t/C⌉`, which names the *end* of the current chunk):
-//! $$k_t = \frac{\mathcal M_{k,s}(x^k_t)}{\|\mathcal M_{k,s}(x^k_t)\|},\quad v_t = \mathcal M_{v,s}(x^v_t),\quad \hat v_{\square,t} = \mathcal M_{\square,s}(v_t),\quad y_t = \mathcal M_{{\rm memory},s}(q_t)\quad(83\text{–}84, 94\text{–}95)$$
+//! $$k_t = \frac{\mathcal M_{k,s}(x^k_t)}{\|\mathcal M_{k,s}(x^k_t)\|},\quad v_t = \frac{\mathcal M_{v,s}(x^v_t)}{\|\mathcal M_{v,s}(x^v_t)\|},\quad \hat v_{\square,t} = \mathcal M_{\square,s}(v_t),\quad y_t = \mathcal M_{{\rm memory},s}(q_t)\quad(83\text{–}84, 94\text{–}95)$$
 //! (`adaptive_k: false` / `adaptive_v: false`: `k_t = x^k_t` / `v_t = x^v_t`, no `M_k` / `M_v`; `adaptive_q: true`
-//! adds the query memory of the printed Eqs. 85/88/96, `q_t = normalize(M_{q,s}(q^{layer}_t))`, trained like the others;
+//! adds the query memory of the printed Eqs. 85/88/96, `q_t = normalize(M_{q,s}(q^{layer}_t))`, trained like the
+//! others;
 //! `self_modifying: false`: `v̂_{□,t} = v_t` for every memory, Eqs. 79–82 — with the key `k_t` for every memory as in
-//! Eq. 85, where the printed Eq. 81 writes `□_t`). The l2 norm divides by `max(‖·‖, 1e-6)` as the layer does.
+//! Eq. 85, where the printed Eq. 80 keys `M_□` by `□_t`). The l2 norm divides by `max(‖·‖, 1e-6)` as the layer does.
 //! **Values are l2-normalised** too (`normalize_v: true`, a project decision; `false` is the printed form, whose
 //! §8 says normalisations are omitted from Eqs. 94–97 and names only q and k): with a self-generated target
 //! `v̂ = M_s(v)` the linear update is `W ← W((1 − α_t)I − 3θ_t kkᵀ + 2θ_t v kᵀ)`, which expands `W` along `k` whenever
 //! `kᵀv > 3/2 + α_t/(2θ_t)` — routine for the layer's unnormalised values (entries up to 6 in the tiny MQAR model).
-//! Without it the LMM of `experiments/quickstart.yaml` reached non-finite memories within its first training
-//! steps at every `max_lr` tried down to 1e-4 (the value memory's `W₂` at 1e11 by token 28); with unit values
-//! `|kᵀv| ≤ 1` and the factor is a contraction for `θ_t < 2/5`.
+//! Without it the LMM of `experiments/quickstart.yaml` reached non-finite memories within 40 training steps at
+//! every `max_lr` tried down to 1e-4 (the value memory's `W₂` at 1e11 by token 28); with unit values
+//! `|kᵀv| ≤ 1` and the factor's eigenvalues (`1 − α_t`, and `1 − α_t − 3θ_t + 2θ_t kᵀv` along `k`) stay inside
+//! `(−1, 1)` for `θ_t < 2/5`.
 //! `read: before-write` is Eq. 94 (`y_t` from state `s`); `read: after-write` reads the running state after token
 //! `t`'s write, `y_t = M_{memory,t}(q_t)`.
 //!
