@@ -100,7 +100,7 @@ pub enum Command {
     /// with manifest, metrics and checkpoints. Finished runs are skipped and interrupted ones resume.
     ///
     /// Any memory trains in any model (lmm, mac, mag, mal): `model.memory.kind` is linear, mlp, framework,
-    /// moneta, yaad, memora, preset, omega or atlas, e.g. --set 'model.memory={kind: mlp, layers: 2, expansion: 4}' or
+    /// moneta, yaad, memora, preset, omega, atlas, tnt or hope, e.g. --set 'model.memory={kind: mlp, layers: 2, expansion: 4}' or
     /// --set 'model.memory={kind: preset, name: gated-deltanet}' (fields: README, "Memories").
     /// Any model's feed-forward can be a Continuum Memory System that learns in context (Nested Learning
     /// Eqs. 70–74): --set 'model.cms={periods: [4, 16]}' (fields periods, expansion, lr, second_order, layout;

@@ -63,6 +63,9 @@ fn assert_close(a: &[(String, Arr)], b: &[(String, Arr)], what: &str) {
 #[case("miras.memora", &[("chunk_size", "5"), ("scale", "0.5")])]
 #[case("miras.mlp", &[])]
 #[case("miras.mlp", &[("retention", "{kind: l2-local-global}"), ("algorithm", "{kind: momentum}")])]
+#[case("nl.hope", &[("expansion", "2"), ("chunk_size", "3")])]
+#[case("nl.hope", &[("memory", "linear"), ("objective", "dot"), ("adaptive_q", "true"), ("read", "after-write")])]
+#[case("nl.hope", &[("activation", "gelu"), ("dgd", "false"), ("self_modifying", "false"), ("normalize_v", "false")])]
 fn both_implementations_agree(#[case] name: &str, #[case] params: &[(&str, &str)]) {
     let r = rule(name, params);
     let dir = tempfile::tempdir().unwrap();

@@ -156,7 +156,7 @@ fn a_state_from_another_model_is_an_error() {
 }
 
 /// The memories `every_memory_trains_in_every_model` lists by hand (rstest needs literals): the whole catalogue.
-const TESTED_MEMORIES: [&str; 23] = [
+const TESTED_MEMORIES: [&str; 26] = [
     "titans-linear",
     "titans-mlp",
     "titans-mlp-gelu",
@@ -180,6 +180,9 @@ const TESTED_MEMORIES: [&str; 23] = [
     "atlas-swla",
     "atlas-dla-deep",
     "tnt",
+    "nl-hope",
+    "nl-hope-adaptive-q-gd",
+    "nl-hope-linear-dot",
 ];
 
 #[test]
@@ -215,7 +218,10 @@ fn every_memory_trains_in_every_model(
         "atlas-atlas-deep",
         "atlas-swla",
         "atlas-dla-deep",
-        "tnt"
+        "tnt",
+        "nl-hope",
+        "nl-hope-adaptive-q-gd",
+        "nl-hope-linear-dot"
     )]
     memory: &str,
 ) {
@@ -263,4 +269,21 @@ fn every_memory_trains_in_every_model(
         let (a, b) = (l0.double_value(&[]), l1.double_value(&[]));
         assert!(b < a, "{what}: loss {a} -> {b}");
     }
+}
+
+/// `model.memory: {kind: hope, …}` is strict: an unknown field is named (with the closest one), invalid values and
+/// combinations are clear errors.
+#[test]
+fn hope_config_errors_name_the_field() {
+    let err = |yaml: &str| format!("{:#}", repro::memories::build(&MemorySpec::with_rule(yaml), 4).unwrap_err());
+    let e = err("{kind: hope, expansoin: 2}");
+    assert!(e.contains("unknown field `expansoin`") && e.contains("did you mean `expansion`"), "{e}");
+    let e = err("{kind: hope, objective: dot}");
+    assert!(e.contains("objective: dot") && e.contains("memory: linear"), "{e}");
+    let e = err("{kind: hope, expansion: 0}");
+    assert!(e.contains("expansion must be at least 1"), "{e}");
+    let e = err("{kind: hope, memory: quadratic}");
+    assert!(e.contains("quadratic") && e.contains("mlp") && e.contains("linear"), "{e}");
+    let e = err("{kind: hope, chunk_size: 0}");
+    assert!(e.contains("chunk_size"), "{e}");
 }

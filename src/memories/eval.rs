@@ -154,6 +154,24 @@ fn atlas(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)
 fn tnt(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     built(spec_of("tnt", p, &["local_chunks", "shard", "qk_projection", "global_memory"])?)
 }
+fn hope(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
+    built(spec_of(
+        "hope",
+        p,
+        &[
+            "memory",
+            "expansion",
+            "activation",
+            "objective",
+            "dgd",
+            "self_modifying",
+            "adaptive_k",
+            "adaptive_v",
+            "adaptive_q",
+            "normalize_v",
+        ],
+    )?)
+}
 fn preset(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)> {
     let mut q = p.clone();
     q.insert("name".into(), p["preset"].clone());
@@ -276,6 +294,25 @@ pub fn families() -> Vec<RuleFamily> {
                 CHUNK,
             ],
             build: atlas,
+        },
+        RuleFamily {
+            name: "nl.hope",
+            summary: "Nested Learning self-modifying Titans (Hope's inner system, Eqs. 79–96): key, value and main memories (residual MLP, Eq. 89, or linear) with self-generated targets v̂ = M(v), layer-wise DGD with decay; gates alpha, theta; state k_w1, k_w2, v_w1, v_w2, m_w1, m_w2 (linear: k_w, v_w, m_w)",
+            params: &[
+                ParamSpec { name: "memory", default: "mlp", meaning: "mlp (Eq. 89: z + W₁σ(W₂z)) or linear (Eqs. 92–93)" },
+                ParamSpec { name: "expansion", default: "4", meaning: "MLP memories: hidden width = expansion · d" },
+                ParamSpec { name: "activation", default: "silu", meaning: "MLP memories: silu, gelu or identity" },
+                ParamSpec { name: "objective", default: "l2", meaning: "l2 (‖M(k) − v̂‖²) or dot (−⟨Mk, v̂⟩, Eq. 92; linear only)" },
+                ParamSpec { name: "dgd", default: "true", meaning: "DGD's erase term (false: plain GD with decay, Table 6 w/o DGD)" },
+                ParamSpec { name: "self_modifying", default: "true", meaning: "v̂_□ = M_□(v) (false: the shared target v, Eqs. 79–82)" },
+                ParamSpec { name: "adaptive_k", default: "true", meaning: "k = normalize(M_k(x_k)) (false: the layer's k)" },
+                ParamSpec { name: "adaptive_v", default: "true", meaning: "v = M_v(x_v) (false: the layer's v)" },
+                ParamSpec { name: "normalize_v", default: "true", meaning: "l2-normalise the values v (false: the printed form, unstable with self-generated targets)" },
+                ParamSpec { name: "adaptive_q", default: "false", meaning: "q = normalize(M_q(x_q)), the printed Eqs. 85/88/96 (default: the layer's q)" },
+                ParamSpec { name: "read", default: "before-write", meaning: "before-write (Eq. 94, y_t from the pre-update state) or after-write" },
+                CHUNK,
+            ],
+            build: hope,
         },
     ]
 }

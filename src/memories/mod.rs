@@ -13,6 +13,7 @@
 //! | `moneta` | MIRAS Moneta, Eqs. 24–25 (chunkwise Eq. 28–29; `max_lr` default 0.02) | `p: 3`, `q: 4`, `form: mirror\|printed` |
 //! | `yaad` | MIRAS Yaad, Eq. 26 | — |
 //! | `memora` | MIRAS Memora, Eq. 27 (chunkwise Eqs. 30–32) | `scale: 1` |
+//! | `hope` | Nested Learning's self-modifying Titans (Hope's inner system, Eqs. 79–96): key, value and main memories generating their own targets, layer-wise DGD with decay; gates `alpha`, `theta`, no momentum (`crate::nl::self_modifying`) | `memory: mlp\|linear`, `expansion: 4`, `activation: silu\|gelu\|identity`, `objective: l2\|dot` (dot: linear only), `dgd: true`, `self_modifying: true`, `adaptive_k: true`, `adaptive_v: true`, `adaptive_q: false`, `normalize_v: true` |
 //! | `tnt` | TNT's hierarchy, Eqs. 5–7 / 13–15: global memory with chunk `C_G` = the layer's `chunk_size`, local memories reset every `shard` tokens, Q-K projection | `local_chunks: [C_L, …]` (required), `shard: S_L` (required, a multiple of every `C_L`), `qk_projection: true`, `global_memory: true`, `loss_scale: 1` |
 //! | `preset` | a published recurrence of MIRAS Table 1 | `name: linear-attention\|retnet\|mamba2\|deltanet\|gated-deltanet\|longhorn\|ttt-linear\|titans-lmm` |
 //! | `omega` | ATLAS Omega rule with polynomial features, GD with momentum (OmegaNet with `layers: 2`; Eqs. 9–11, 15–16, 56) | `window: 4`, `degree: 2` (1 = no polynomial map), `layers: 1` (linear), `expansion: 4`, `activation: silu\|gelu\|identity`, `residual: false`, `bias: l2\|dot` |
@@ -130,6 +131,29 @@ pub enum RuleChoice {
         #[serde(default = "d_scale")]
         loss_scale: f64,
     },
+    /// Nested Learning's self-modifying Titans (`crate::nl::self_modifying`); the layer's `chunk_size` is C
+    Hope {
+        #[serde(default)]
+        memory: crate::nl::self_modifying::Form,
+        #[serde(default = "d_expansion")]
+        expansion: usize,
+        #[serde(default)]
+        activation: ActivationName,
+        #[serde(default)]
+        objective: crate::nl::self_modifying::Objective,
+        #[serde(default = "yes")]
+        dgd: bool,
+        #[serde(default = "yes")]
+        self_modifying: bool,
+        #[serde(default = "yes")]
+        adaptive_k: bool,
+        #[serde(default = "yes")]
+        adaptive_v: bool,
+        #[serde(default)]
+        adaptive_q: bool,
+        #[serde(default = "yes")]
+        normalize_v: bool,
+    },
 }
 
 fn yes() -> bool {
@@ -217,8 +241,8 @@ fn d_ns_steps() -> usize {
 }
 
 /// Every kind (for messages and `--help`).
-pub const KINDS: [&str; 10] =
-    ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "omega", "atlas", "tnt"];
+pub const KINDS: [&str; 11] =
+    ["linear", "mlp", "framework", "moneta", "yaad", "memora", "preset", "omega", "atlas", "tnt", "hope"];
 
 /// The rule fields of each kind (besides `kind`), for messages.
 fn rule_fields(kind: &str) -> &'static [&'static str] {
@@ -234,6 +258,18 @@ fn rule_fields(kind: &str) -> &'static [&'static str] {
             &["window", "degree", "layers", "expansion", "activation", "residual", "ns_steps", "ns_kind", "bias"]
         }
         "tnt" => &["local_chunks", "shard", "qk_projection", "global_memory", "loss_scale"],
+        "hope" => &[
+            "memory",
+            "expansion",
+            "activation",
+            "objective",
+            "dgd",
+            "self_modifying",
+            "adaptive_k",
+            "adaptive_v",
+            "adaptive_q",
+            "normalize_v",
+        ],
         _ => &[],
     }
 }
@@ -327,10 +363,13 @@ fn positive(what: &str, x: f64) -> Result<()> {
 /// batches is 2.5; and 0.2 for TNT, whose global memory sums `C_G` frozen-gradient steps (the step
 /// `2θΣkkᵀ` over a chunk of unit keys has eigenvalues ≈ 2θ·C_G/d): on the `tnt` study's character LM (d = 16 per
 /// head, C_G = 64) after 30 steps the loss is 3.01 nats at 0.5 against 2.74 at 0.2, gradient norms 2.9 vs 1.9 at
-/// step 10 (Titans' linear memory at C = 64 likewise: 2.95 vs 2.58).
+/// step 10 (Titans' linear memory at C = 64 likewise: 2.95 vs 2.58); for `hope`, 0.02 with MLP memories and 0.2
+/// with linear ones (`crate::nl::memory_rules::default_max_lr`: the quickstart LMM with MLP memories reached a
+/// non-finite loss at step 40 at 0.1 and trains at 0.02).
 pub fn default_max_lr(choice: &RuleChoice) -> f64 {
     match choice {
         RuleChoice::Tnt { .. } => 0.2,
+        RuleChoice::Hope { memory, .. } => crate::nl::memory_rules::default_max_lr(*memory),
         RuleChoice::Mlp { .. } => 0.02,
         RuleChoice::Moneta { .. } => 0.02,
         RuleChoice::Framework { memory: Memory::Mlp { .. }, .. } => 0.1,
@@ -486,6 +525,34 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
             config.validate()?;
             Arc::new(TntLinear { config, max_lr, momentum: spec.momentum, forgetting: spec.forgetting })
         }
+        RuleChoice::Hope {
+            memory,
+            expansion,
+            activation,
+            objective,
+            dgd,
+            self_modifying,
+            adaptive_k,
+            adaptive_v,
+            adaptive_q,
+            normalize_v,
+        } => {
+            let config = crate::nl::self_modifying::HopeConfig {
+                form: memory,
+                expansion,
+                activation: activation.into(),
+                objective,
+                dgd,
+                self_modifying,
+                adaptive_k,
+                adaptive_v,
+                adaptive_q,
+                normalize_v,
+                chunk,
+            };
+            config.validate()?;
+            Arc::new(crate::nl::memory_rules::HopeRule { config, max_lr, forgetting: spec.forgetting })
+        }
     };
     if spec.read == crate::memory::ReadMode::BeforeWrite && !rule.reads_before_write() {
         bail!("read: before-write is not defined for {} (it reads after the write)", rule.name());
@@ -520,5 +587,8 @@ pub fn examples() -> Vec<(&'static str, &'static str)> {
         ("atlas-swla", "{kind: omega, window: 3, degree: 2, bias: dot}"),
         ("atlas-dla-deep", "{kind: omega, window: 1, degree: 2, layers: 2, expansion: 1, bias: dot}"),
         ("tnt", "{kind: tnt, local_chunks: [2, 1], shard: 4}"),
+        ("nl-hope", "{kind: hope, expansion: 1, read: before-write}"),
+        ("nl-hope-adaptive-q-gd", "{kind: hope, expansion: 1, activation: gelu, dgd: false, self_modifying: false, adaptive_q: true}"),
+        ("nl-hope-linear-dot", "{kind: hope, memory: linear, objective: dot, adaptive_v: false, normalize_v: false}"),
     ]
 }

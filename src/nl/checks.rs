@@ -8,6 +8,7 @@ use super::cms;
 use super::hope;
 use super::inner::{reference as inner_ref, torch as inner_torch};
 use super::optimizers::reference::{self as opt_ref, DeepMomentum, Quadratic};
+use super::self_modifying::{self as sm, Form, HopeConfig, Objective};
 use crate::check::{CheckEnv, Measurement};
 use crate::newton_schulz::{self, Kind as NsKind};
 use crate::optim::{self, Moments, NsName, Optimizer, OptimizerSpec};
@@ -840,6 +841,152 @@ fn hope_dgd_is_dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
     Ok(out)
 }
 
+/// The rule with linear memories, fixed projections, self-generated values, l2 and DGD.
+fn linear_fixed(chunk: usize) -> HopeConfig {
+    HopeConfig {
+        form: Form::Linear,
+        expansion: 1,
+        activation: crate::titans::mlp_memory::Activation::Silu,
+        objective: Objective::L2,
+        dgd: true,
+        self_modifying: true,
+        adaptive_k: false,
+        adaptive_v: false,
+        adaptive_q: false,
+        normalize_v: false,
+        chunk,
+    }
+}
+
+/// The catalogue rule `kind: hope` (`self_modifying`) with linear memories, no adaptive projections and
+/// before-write reads is the main memory alone: it must equal Eq. 93's code (`hope`), f64 token loop and tch, for
+/// C = 1 and 3 over 10 tokens.
+fn hope_rule_linear_is_hope_dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let mut out = vec![];
+    let (k, dev) = (env.kind, env.device);
+    let (b, h, t_len, d) = (2, 2, 10, 4);
+    for &seed in &env.seeds {
+        let mut dr = Draw::new(seed + 101);
+        let r = |a: Arr| round_to_kind(&a, k);
+        let (key, q) = (r(dr.unit_rows(&[b, h, t_len, d])), r(dr.unit_rows(&[b, h, t_len, d])));
+        let v = r(dr.normal(&[b, h, t_len, d], 0.5));
+        let (alpha, theta) = (r(dr.uniform(&[b, h, t_len], 0.0, 0.2)), r(dr.uniform(&[b, h, t_len], 0.05, 0.3)));
+        let m0 = r(dr.normal(&[b, h, d, d], 0.5));
+        let t = |a: &Arr| to_tch(a, k, dev);
+        for c in [1, 3] {
+            let cfg = linear_fixed(c);
+            let read = crate::memory::ReadMode::BeforeWrite;
+            let (y, m) = sm::torch::forward(&cfg, &t(&key), &t(&v), &t(&q), &t(&alpha), &t(&theta), &[t(&m0)], read);
+            let (y_hope, m_hope) = hope::torch::forward(&t(&key), &t(&v), &t(&q), &t(&alpha), &t(&theta), &t(&m0), c);
+            let tol = tolerance::equivalence(k);
+            let tag = format!("C = {c}, seed {seed}");
+            out.push(Measurement::compare(
+                format!("tch y, rule vs nl::hope ({tag})"),
+                &from_tch(&y)?,
+                &from_tch(&y_hope)?,
+                tol,
+            )?);
+            out.push(Measurement::compare(
+                format!("tch M_T, rule vs nl::hope ({tag})"),
+                &from_tch(&m[0])?,
+                &from_tch(&m_hope)?,
+                tol,
+            )?);
+            for (bi, hi) in [(0, 0), (1, 1)] {
+                let (s2, s1) = (|a: &Arr| crate::tensor::head2(a, bi, hi), |a: &Arr| crate::tensor::head1(a, bi, hi));
+                let (yr, mr) = sm::reference::forward(
+                    &cfg,
+                    &s2(&key),
+                    &s2(&v),
+                    &s2(&q),
+                    &s1(&alpha),
+                    &s1(&theta),
+                    &[s2(&m0)],
+                    read,
+                );
+                let (yh, mh) =
+                    hope::reference::forward(&s2(&key), &s2(&v), &s2(&q), &s1(&alpha), &s1(&theta), &s2(&m0), c);
+                let f64_tol = tolerance::ALGEBRAIC_F64;
+                let at = format!("head ({bi}, {hi}), {tag}");
+                out.push(Measurement::compare(
+                    format!("f64 y, rule vs nl::hope ({at})"),
+                    &yr.into_dyn(),
+                    &yh.into_dyn(),
+                    f64_tol,
+                )?);
+                out.push(Measurement::compare(
+                    format!("f64 M_T, rule vs nl::hope ({at})"),
+                    &mr[0].clone().into_dyn(),
+                    &mh.into_dyn(),
+                    f64_tol,
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Layer-wise DGD is Eq. 56 per layer: one token (α = 0) of the rule's MLP main memory (f64 reference, inputs and
+/// errors by hand) == for each matrix `W` the minimiser of `½‖W a − u‖² + ‖W − W_s‖²/(2θ)` with the layer input
+/// `a` and `u = −δ`, where `δ aᵀ = ∇_W L` comes from tch autograd of `L = ‖M(k) − v̂‖²` (`v̂ = M_s(v)` held fixed),
+/// `δ = ∇_W L a/‖a‖²`, solved by tch's linear solve (Eq. 56's stationarity system). SiLU and GELU, keys of norm ≠ 1.
+fn hope_layerwise_dgd_is_dgd(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    use crate::titans::mlp_memory::Activation;
+    let mut out = vec![];
+    let (kind, dev) = (env.kind, env.device);
+    let (d, e) = (5, 2);
+    for &seed in &env.seeds {
+        for activation in [Activation::Silu, Activation::Gelu] {
+            let cfg = HopeConfig { form: Form::Mlp, expansion: e, activation, ..linear_fixed(1) };
+            let mut dr = Draw::new(seed + 202);
+            let r = |a: Arr| round_to_kind(&a, kind);
+            let key = two(r(dr.normal(&[1, d], 0.7)));
+            let v = two(r(dr.normal(&[1, d], 1.0)));
+            let w1 = two(r(dr.normal(&[d, e * d], 0.4)));
+            let w2 = two(r(dr.normal(&[e * d, d], 0.4)));
+            let theta = 0.3;
+            let (_, after) = sm::reference::forward(
+                &cfg,
+                &key,
+                &v,
+                &key,
+                &Array1::zeros(1),
+                &Array1::from_elem(1, theta),
+                &[w1.clone(), w2.clone()],
+                crate::memory::ReadMode::BeforeWrite,
+            );
+            // autograd side: ∇_W L with v̂ = M_s(v) detached, and the layer inputs a
+            let t = |a: &Array2<f64>| to_tch(&a.clone().into_dyn(), kind, dev);
+            let (w1t, w2t) = (t(&w1).set_requires_grad(true), t(&w2).set_requires_grad(true));
+            let (kt, vt) = (t(&key), t(&v));
+            let mlp = |z: &Tensor| sm::torch::apply(&cfg, &[w1t.shallow_clone(), w2t.shallow_clone()], z);
+            let v_hat = tch::no_grad(|| mlp(&vt));
+            let loss = (mlp(&kt) - &v_hat).square().sum(kind);
+            let grads = Tensor::run_backward(&[loss], &[&w1t, &w2t], false, false);
+            let hidden = tch::no_grad(|| {
+                let pre = kt.matmul(&w2t.tr());
+                match activation {
+                    Activation::Gelu => pre.gelu("none"),
+                    _ => pre.silu(),
+                }
+            });
+            let inputs = [hidden, kt.shallow_clone()]; // a of W₁ and of W₂, [1, cols]
+            for (l, (w, a)) in [&w1t, &w2t].iter().zip(&inputs).enumerate() {
+                // δ = ∇_W L a / ‖a‖²
+                let delta = grads[l].matmul(&a.tr()) / a.square().sum(kind);
+                let solved = inner_torch::dgd_solve(&w.detach().unsqueeze(0), a, &(-delta.tr()), theta);
+                out.push(Measurement::compare(
+                    format!("W_{} after one token, {} (seed {seed})", if l == 0 { 1 } else { 2 }, activation.name()),
+                    &from_tch(&solved.get(0))?,
+                    &after[l].clone().into_dyn(),
+                    tolerance::equivalence(kind),
+                )?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub fn checks() -> Vec<crate::check::Check> {
     use crate::check::Check;
     vec![
@@ -896,6 +1043,16 @@ pub fn checks() -> Vec<crate::check::Check> {
         },
         Check { name: "nl_hope_dgd_memory", summary: "tch Hope DGD rule with self-generated values (linear, chunk 1 and 3) == f64 token loop (Eqs. 88, 90, 93)", run: hope_dgd_memory },
         Check { name: "nl_hope_dgd_is_dgd", summary: "one token of Hope's rule (alpha = 0, unit key) == Eq. 56's minimiser by linear solve with eta = theta/(1 - theta)", run: hope_dgd_is_dgd },
+        Check {
+            name: "nl_hope_rule_linear_is_hope_dgd",
+            summary: "kind: hope with linear memories and fixed projections (f64 and tch, C = 1 and 3) == the linear Hope DGD rule (Eqs. 88, 90, 93)",
+            run: hope_rule_linear_is_hope_dgd,
+        },
+        Check {
+            name: "nl_hope_layerwise_dgd_is_dgd",
+            summary: "one token of kind: hope's MLP memory (alpha = 0; SiLU, GELU) == Eq. 56's minimiser per weight matrix (layer input a, u = -delta from autograd) by linear solve",
+            run: hope_layerwise_dgd_is_dgd,
+        },
         Check { name: "nl_dgd", summary: "DGD closed form (Sherman-Morrison, Eq. 57 general norm) == batched linear solve of Eq. 56; printed Eq. 57 for unit x", run: dgd },
     ]
 }

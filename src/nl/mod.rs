@@ -8,6 +8,9 @@
 //! * [`cms`]: the Continuum Memory System (Eqs. 70–71, 74); inside the models (`crate::models::cms`, Eqs. 70–74
 //!   and Hope's output chain, Eq. 97) checked by [`cms_model_checks`];
 //! * [`hope`]: the DGD rule of Hope's self-modifying memories for a linear memory (Eqs. 88, 90, 93);
+//! * [`self_modifying`]: self-modifying Titans, Hope's inner system (Eqs. 79–96: key, value and main memories with
+//!   self-generated targets, residual MLP or linear, layer-wise DGD), and [`memory_rules`] making it the catalogue
+//!   rule `kind: hope`;
 //! * [`preconditioned`]: preconditioned GD and momentum with concrete preconditioners (Eqs. 38, 46–47);
 //! * [`appendix_b`]: Appendix B's optimizers whose momentum is an element-wise memory (Eqs. 103–105);
 //! * [`oja`]: OjaNet, Oja's rule as GD on its objective (Eqs. 66–67);
@@ -21,9 +24,11 @@ pub mod cms;
 pub mod cms_model_checks;
 pub mod hope;
 pub mod inner;
+pub mod memory_rules;
 pub mod oja;
 pub mod optimizers;
 pub mod preconditioned;
+pub mod self_modifying;
 
 use crate::check::Check;
 
