@@ -82,8 +82,8 @@ pub mod torch {
                 let loss = (d.matmul(h) * &d).sum(d.kind()) * 0.5;
                 Tensor::run_backward(&[loss], &[&leaf], false, false).pop().expect("one gradient")
             });
-            m_tilde = m_tilde + &g * beta;
-            h_sum = h_sum + g.square() * beta;
+            m_tilde += &g * beta;
+            h_sum += g.square() * beta;
             w = match value {
                 Value::SumOfSquares if printed_beta => &w - &m_tilde * (lr * beta),
                 Value::SumOfSquares => &w - &m_tilde * (lr / beta),
