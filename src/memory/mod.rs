@@ -17,6 +17,7 @@
 //! the rules live with their papers (`titans::memory_rules`, `miras::memory_rules`) and `crate::memories` lists
 //! them under their `model.memory` names.
 
+pub mod activation;
 pub mod autograd;
 pub mod batched;
 pub mod rule;

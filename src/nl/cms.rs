@@ -30,18 +30,14 @@ pub mod reference {
         fn value(self, x: f64) -> f64 {
             match self {
                 Activation::Tanh => x.tanh(),
-                Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+                Activation::Gelu => crate::memory::activation::Activation::Gelu.value(x),
             }
         }
         /// `σ'(x)`: `1 − tanh²x`, or `Φ(x) + x φ(x)` for GELU.
         fn slope(self, x: f64) -> f64 {
             match self {
                 Activation::Tanh => 1.0 - x.tanh().powi(2),
-                Activation::Gelu => {
-                    let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
-                    let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-                    cdf + x * pdf
-                }
+                Activation::Gelu => crate::memory::activation::Activation::Gelu.slope(x),
             }
         }
     }

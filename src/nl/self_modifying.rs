@@ -54,7 +54,7 @@
 //! adds `θ v̂ kᵀ`). NL Eqs. 83–97 have no momentum (Table 6 ablates one that the equations do not show): the rule
 //! has no momentum gate.
 
-use crate::titans::mlp_memory::Activation;
+use crate::memory::activation::Activation;
 use serde::{Deserialize, Serialize};
 
 /// The shape of every memory (Eq. 89's residual MLP, or the linear memory of Eqs. 92–93).
@@ -164,42 +164,19 @@ impl HopeConfig {
 
 /// f64 ndarray, one head, token by token, backprop by hand.
 pub mod reference {
-    use super::{Activation, Form, HopeConfig, Objective, Role};
+    use super::{Form, HopeConfig, Objective, Role};
     use crate::memory::ReadMode;
     use ndarray::{Array1, Array2, ArrayView1};
 
     /// One memory's matrices, in state order (`[W₁, W₂]` or `[W]`).
     pub type Weights = Vec<Array2<f64>>;
 
-    fn act(a: Activation, x: f64) -> f64 {
-        match a {
-            Activation::Silu => x / (1.0 + (-x).exp()),
-            Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
-            Activation::Identity => x,
-        }
-    }
-
-    /// σ'(x): SiLU `s(1 + x(1 − s))` with `s` the logistic sigmoid; GELU `Φ(x) + xφ(x)`.
-    fn act_grad(a: Activation, x: f64) -> f64 {
-        match a {
-            Activation::Silu => {
-                let s = 1.0 / (1.0 + (-x).exp());
-                s * (1.0 + x * (1.0 - s))
-            }
-            Activation::Gelu => {
-                let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
-                cdf + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
-            }
-            Activation::Identity => 1.0,
-        }
-    }
-
     /// `M(z)`: `z + W₁σ(W₂z)` or `Wz`.
     pub fn apply(cfg: &HopeConfig, w: &Weights, z: ArrayView1<f64>) -> Array1<f64> {
         match cfg.form {
             Form::Linear => w[0].dot(&z),
             Form::Mlp => {
-                let hidden = w[1].dot(&z).mapv(|u| act(cfg.activation, u));
+                let hidden = w[1].dot(&z).mapv(|u| cfg.activation.value(u));
                 &z + &w[0].dot(&hidden)
             }
         }
@@ -231,11 +208,11 @@ pub mod reference {
             }
             Form::Mlp => {
                 let pre = w[1].dot(&k);
-                let hidden = pre.mapv(|u| act(cfg.activation, u));
+                let hidden = pre.mapv(|u| cfg.activation.value(u));
                 // e = k + W₁h − v̂;  δ₁ = 2e;  δ₂ = (W₁ᵀδ₁) ⊙ σ'(W₂k)
                 let error = &k + &w[0].dot(&hidden) - v_hat;
                 let delta_1 = error * 2.0;
-                let delta_2 = w[0].t().dot(&delta_1) * pre.mapv(|u| act_grad(cfg.activation, u));
+                let delta_2 = w[0].t().dot(&delta_1) * pre.mapv(|u| cfg.activation.slope(u));
                 vec![(hidden, delta_1), (k.to_owned(), delta_2)]
             }
         }
@@ -335,19 +312,11 @@ pub mod reference {
 /// tch, batched `[B, H, …]`: per chunk the keys, values, targets, reads and layer signals of all its tokens at the
 /// chunk's state, the inner backprop through `σ` by autograd, then the steps token by token.
 pub mod torch {
-    use super::{Activation, Form, HopeConfig, Objective, Role};
+    use super::{Form, HopeConfig, Objective, Role};
     use crate::memory::autograd::autograd_grads;
     use crate::memory::ReadMode;
     use crate::models::blocks::l2_normalize;
     use tch::Tensor;
-
-    fn act(a: Activation, x: &Tensor) -> Tensor {
-        match a {
-            Activation::Silu => x.silu(),
-            Activation::Gelu => x.gelu("none"),
-            Activation::Identity => x.shallow_clone(),
-        }
-    }
 
     fn t(w: &Tensor) -> Tensor {
         w.transpose(-1, -2)
@@ -357,7 +326,7 @@ pub mod torch {
     pub fn apply(cfg: &HopeConfig, w: &[Tensor], z: &Tensor) -> Tensor {
         match cfg.form {
             Form::Linear => z.matmul(&t(&w[0])),
-            Form::Mlp => z + act(cfg.activation, &z.matmul(&t(&w[1]))).matmul(&t(&w[0])),
+            Form::Mlp => z + cfg.activation.apply(&z.matmul(&t(&w[1]))).matmul(&t(&w[0])),
         }
     }
 
@@ -373,14 +342,14 @@ pub mod torch {
             }
             Form::Mlp => {
                 let pre = k.matmul(&t(&w[1]));
-                let hidden = act(cfg.activation, &pre);
+                let hidden = cfg.activation.apply(&pre);
                 let delta_1 = (k + hidden.matmul(&t(&w[0])) - v_hat) * 2.0;
                 // δ₂ = ∂L/∂(W₂k) by autograd (tokens are independent, so the gradient of the sum is per token)
                 let upstream = k.requires_grad() || v_hat.requires_grad() || w[0].requires_grad();
                 let delta_2 = autograd_grads(
                     &[pre],
                     |p| {
-                        let e = k + act(cfg.activation, &p[0]).matmul(&t(&w[0])) - v_hat;
+                        let e = k + cfg.activation.apply(&p[0]).matmul(&t(&w[0])) - v_hat;
                         e.square().sum(e.kind())
                     },
                     upstream,

@@ -19,7 +19,7 @@
 //! the materialised autograd form (`titans_chunkwise_mlp_factored`) and the f64 reference.
 
 use super::chunkwise::torch::over_chunks;
-use super::mlp_memory::torch::{act, Outputs};
+use super::mlp_memory::torch::Outputs;
 use super::mlp_memory::{Activation, MlpConfig, ReadMode};
 use tch::Tensor;
 
@@ -54,7 +54,7 @@ fn rank_one_factors(
         // h_l = W^{(l)} a_{l−1} on row vectors
         let h = inputs[l].matmul(&w.transpose(-1, -2));
         if l + 1 < n {
-            inputs.push(act(cfg.activation, &h));
+            inputs.push(cfg.activation.apply(&h));
         }
         pre.push(h);
     }
@@ -107,7 +107,7 @@ pub fn mlp_forward(
             // H_l = diag(β) X W_{t'}ᵀ + diag(ρ) X S_{t'}ᵀ − ((X A_lᵀ) ⊙ Γ) Δ_l
             let h = &beta_r * x.matmul(&m[l].transpose(-1, -2)) + &rho_r * x.matmul(&s[l].transpose(-1, -2))
                 - (x.matmul(&a_l.transpose(-1, -2)) * &gamma_r).matmul(d_l);
-            x = if l + 1 < n { act(cfg.activation, &h) } else { h };
+            x = if l + 1 < n { cfg.activation.apply(&h) } else { h };
             // end of chunk: β_C W + ρ_C S − Δ_lᵀ diag(Γ_{C·}) A_l,   P_C S − Δ_lᵀ diag(θ_i H_{Ci}) A_l
             m_new.push(
                 scalar(&co.beta) * &m[l] + scalar(&co.rho) * &s[l] - (d_l * &g_end).transpose(-1, -2).matmul(a_l),

@@ -30,35 +30,7 @@
 
 pub use crate::memory::{LossScale, ReadMode};
 
-/// The activation between the memory's layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Activation {
-    /// `σ(x) = x · sigmoid(x)` (the project default; §4.4 uses SiLU throughout).
-    #[default]
-    Silu,
-    /// `σ(x) = x Φ(x) = ½x(1 + erf(x/√2))`, the exact GELU (not the tanh approximation).
-    Gelu,
-    /// no non-linearity: a deep linear memory (useful for reductions).
-    Identity,
-}
-
-impl Activation {
-    pub fn parse(s: &str) -> anyhow::Result<Self> {
-        match s {
-            "silu" => Ok(Self::Silu),
-            "gelu" => Ok(Self::Gelu),
-            "identity" | "none" => Ok(Self::Identity),
-            other => anyhow::bail!("unknown activation `{other}` (expected silu, gelu or identity)"),
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Silu => "silu",
-            Self::Gelu => "gelu",
-            Self::Identity => "identity",
-        }
-    }
-}
+pub use crate::memory::activation::Activation;
 
 /// Shape of the deep memory (see the module doc for what v1 leaves open).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +70,7 @@ impl MlpConfig {
 
 /// The f64 ndarray reference: one head, token by token, hand-written backprop.
 pub mod reference {
-    use super::{Activation, MlpConfig, ReadMode};
+    use super::{MlpConfig, ReadMode};
     use ndarray::{Array1, Array2, ArrayView1};
 
     /// `W^{(1)} … W^{(L_M)}` (or the matching surprise tensors), in the order they are applied.
@@ -125,31 +97,6 @@ pub mod reference {
         pub s_final: Params,
     }
 
-    fn act(a: Activation, x: f64) -> f64 {
-        match a {
-            Activation::Silu => x / (1.0 + (-x).exp()),
-            Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
-            Activation::Identity => x,
-        }
-    }
-
-    /// σ'(x): for SiLU, `s(x)(1 + x(1 − s(x)))` with `s` the logistic sigmoid.
-    fn act_grad(a: Activation, x: f64) -> f64 {
-        match a {
-            Activation::Silu => {
-                let s = 1.0 / (1.0 + (-x).exp());
-                s * (1.0 + x * (1.0 - s))
-            }
-            // d/dx xΦ(x) = Φ(x) + x φ(x)
-            Activation::Gelu => {
-                let cdf = 0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
-                let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-                cdf + x * pdf
-            }
-            Activation::Identity => 1.0,
-        }
-    }
-
     /// The forward pass keeping what backprop needs: the inputs `a_{l−1}` and pre-activations `h_l` of
     /// every layer.
     fn forward_cached(
@@ -165,7 +112,7 @@ pub mod reference {
             let h = w.dot(&a);
             inputs.push(a);
             // a_l = σ(h_l) between layers; the last layer is linear
-            a = if l + 1 < p.len() { h.mapv(|z| act(cfg.activation, z)) } else { h.clone() };
+            a = if l + 1 < p.len() { h.mapv(|z| cfg.activation.value(z)) } else { h.clone() };
             pre.push(h);
         }
         if cfg.residual {
@@ -197,7 +144,7 @@ pub mod reference {
             grads[l] = Array2::from_shape_fn((g_bar.len(), a_prev.len()), |(i, j)| g_bar[i] * a_prev[j]);
             if l > 0 {
                 let back = p[l].t().dot(&g_bar);
-                g_bar = Array1::from_shape_fn(back.len(), |i| back[i] * act_grad(cfg.activation, pre[l - 1][i]));
+                g_bar = Array1::from_shape_fn(back.len(), |i| back[i] * cfg.activation.slope(pre[l - 1][i]));
             }
         }
         grads
@@ -253,7 +200,7 @@ pub mod reference {
 /// The tch implementation: batched over `[B, H]`; the inner gradient is autograd's, built with
 /// `create_graph` whenever anything upstream requires a gradient (second-order outer gradients).
 pub mod torch {
-    use super::{Activation, MlpConfig, ReadMode};
+    use super::{MlpConfig, ReadMode};
     pub use crate::memory::autograd::autograd_grads;
     use tch::Tensor;
 
@@ -265,15 +212,6 @@ pub mod torch {
         pub s_final: Vec<Tensor>,
     }
 
-    /// `σ(x)` elementwise (also used by the factored chunkwise form, `super::super::chunkwise_mlp`).
-    pub fn act(a: Activation, x: &Tensor) -> Tensor {
-        match a {
-            Activation::Silu => x.silu(),
-            Activation::Gelu => x.gelu("none"),
-            Activation::Identity => x.shallow_clone(),
-        }
-    }
-
     /// Eq. 15's read with weights shared by every token: `params[l]` is `[B, H, rows, cols]`, `x` is
     /// `[B, H, N, d_k]` (rows are tokens); returns `[B, H, N, d_v]`.
     pub fn apply(params: &[Tensor], cfg: &MlpConfig, x: &Tensor) -> Tensor {
@@ -282,7 +220,7 @@ pub mod torch {
         for (l, w) in params.iter().enumerate() {
             // h = a W^{(l)ᵀ} on row vectors
             let h = a.matmul(&w.transpose(-1, -2));
-            a = if l + 1 < n { act(cfg.activation, &h) } else { h };
+            a = if l + 1 < n { cfg.activation.apply(&h) } else { h };
         }
         if cfg.residual {
             a + x
@@ -297,7 +235,7 @@ pub mod torch {
         let mut a = x.shallow_clone();
         for (l, w) in params.iter().enumerate() {
             let h = w.matmul(&a.unsqueeze(-1)).squeeze_dim(-1);
-            a = if l + 1 < n { act(cfg.activation, &h) } else { h };
+            a = if l + 1 < n { cfg.activation.apply(&h) } else { h };
         }
         if cfg.residual {
             a + x
