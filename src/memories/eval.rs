@@ -169,6 +169,7 @@ fn hope(p: &BTreeMap<String, String>) -> Result<(Arc<dyn MemoryRule>, ReadMode)>
             "adaptive_v",
             "adaptive_q",
             "normalize_v",
+            "own_keys",
         ],
     )?)
 }
@@ -309,6 +310,7 @@ pub fn families() -> Vec<RuleFamily> {
                 ParamSpec { name: "adaptive_v", default: "true", meaning: "v = M_v(x_v) (false: the layer's v)" },
                 ParamSpec { name: "normalize_v", default: "true", meaning: "l2-normalise the values v (false: the printed form, unstable with self-generated targets)" },
                 ParamSpec { name: "adaptive_q", default: "false", meaning: "q = normalize(M_q(x_q)), the printed Eqs. 85/88/96 (default: the layer's q)" },
+                ParamSpec { name: "own_keys", default: "false", meaning: "key every memory by its own output (M_v by v, M_q by q; the printed Eq. 80) instead of by k (Eq. 85)" },
                 ParamSpec { name: "read", default: "before-write", meaning: "before-write (Eq. 94, y_t from the pre-update state) or after-write" },
                 CHUNK,
             ],

@@ -13,7 +13,7 @@
 //! | `moneta` | MIRAS Moneta, Eqs. 24–25 (chunkwise Eq. 28–29; `max_lr` default 0.02) | `p: 3`, `q: 4`, `form: mirror\|printed` |
 //! | `yaad` | MIRAS Yaad, Eq. 26 | — |
 //! | `memora` | MIRAS Memora, Eq. 27 (chunkwise Eqs. 30–32) | `scale: 1` |
-//! | `hope` | Nested Learning's self-modifying Titans (Hope's inner system, Eqs. 79–96): key, value and main memories generating their own targets, layer-wise DGD with decay; gates `alpha`, `theta`, no momentum (`crate::nl::self_modifying`) | `memory: mlp\|linear`, `expansion: 4`, `activation: silu\|gelu\|identity`, `objective: l2\|dot` (dot: linear only), `dgd: true`, `self_modifying: true`, `adaptive_k: true`, `adaptive_v: true`, `adaptive_q: false`, `normalize_v: true` |
+//! | `hope` | Nested Learning's self-modifying Titans (Hope's inner system, Eqs. 79–96): key, value and main memories generating their own targets, layer-wise DGD with decay; gates `alpha`, `theta`, no momentum (`crate::nl::self_modifying`) | `memory: mlp\|linear`, `expansion: 4`, `activation: silu\|gelu\|identity`, `objective: l2\|dot` (dot: linear only), `dgd: true`, `self_modifying: true`, `adaptive_k: true`, `adaptive_v: true`, `adaptive_q: false`, `normalize_v: true`, `own_keys: false` |
 //! | `tnt` | TNT's hierarchy, Eqs. 5–7 / 13–15: global memory with chunk `C_G` = the layer's `chunk_size`, local memories reset every `shard` tokens, Q-K projection | `local_chunks: [C_L, …]` (required), `shard: S_L` (required, a multiple of every `C_L`), `qk_projection: true`, `global_memory: true`, `loss_scale: 1` |
 //! | `preset` | a published recurrence of MIRAS Table 1 | `name: linear-attention\|retnet\|mamba2\|deltanet\|gated-deltanet\|longhorn\|ttt-linear\|titans-lmm` |
 //! | `omega` | ATLAS Omega rule with polynomial features, GD with momentum (OmegaNet with `layers: 2`; Eqs. 9–11, 15–16, 56) | `window: 4`, `degree: 2` (1 = no polynomial map), `layers: 1` (linear), `expansion: 4`, `activation: silu\|gelu\|identity`, `residual: false`, `bias: l2\|dot` |
@@ -153,6 +153,8 @@ pub enum RuleChoice {
         adaptive_q: bool,
         #[serde(default = "yes")]
         normalize_v: bool,
+        #[serde(default)]
+        own_keys: bool,
     },
 }
 
@@ -269,6 +271,7 @@ fn rule_fields(kind: &str) -> &'static [&'static str] {
             "adaptive_v",
             "adaptive_q",
             "normalize_v",
+            "own_keys",
         ],
         _ => &[],
     }
@@ -536,6 +539,7 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
             adaptive_v,
             adaptive_q,
             normalize_v,
+            own_keys,
         } => {
             let config = crate::nl::self_modifying::HopeConfig {
                 form: memory,
@@ -548,6 +552,7 @@ pub fn build(spec: &MemorySpec, head_dim: usize) -> Result<Arc<dyn MemoryRule>> 
                 adaptive_v,
                 adaptive_q,
                 normalize_v,
+                own_keys,
                 chunk,
             };
             config.validate()?;
@@ -588,7 +593,7 @@ pub fn examples() -> Vec<(&'static str, &'static str)> {
         ("atlas-dla-deep", "{kind: omega, window: 1, degree: 2, layers: 2, expansion: 1, bias: dot}"),
         ("tnt", "{kind: tnt, local_chunks: [2, 1], shard: 4}"),
         ("nl-hope", "{kind: hope, expansion: 1, read: before-write}"),
-        ("nl-hope-adaptive-q-gd", "{kind: hope, expansion: 1, activation: gelu, dgd: false, self_modifying: false, adaptive_q: true}"),
+        ("nl-hope-adaptive-q-gd", "{kind: hope, expansion: 1, activation: gelu, dgd: false, self_modifying: false, adaptive_q: true, own_keys: true}"),
         ("nl-hope-linear-dot", "{kind: hope, memory: linear, objective: dot, adaptive_v: false, normalize_v: false}"),
     ]
 }

@@ -846,7 +846,7 @@ fn linear_fixed(chunk: usize) -> HopeConfig {
     HopeConfig {
         form: Form::Linear,
         expansion: 1,
-        activation: crate::titans::mlp_memory::Activation::Silu,
+        activation: crate::memory::activation::Activation::Silu,
         objective: Objective::L2,
         dgd: true,
         self_modifying: true,
@@ -854,6 +854,7 @@ fn linear_fixed(chunk: usize) -> HopeConfig {
         adaptive_v: false,
         adaptive_q: false,
         normalize_v: false,
+        own_keys: false,
         chunk,
     }
 }

@@ -79,6 +79,9 @@ impl MemoryRule for HopeRule {
         if c.adaptive_q {
             flags.push("adaptive q");
         }
+        if c.own_keys {
+            flags.push("own keys");
+        }
         if !c.normalize_v {
             flags.push("unnormalised v");
         }

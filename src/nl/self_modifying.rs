@@ -114,6 +114,9 @@ pub struct HopeConfig {
     pub normalize_v: bool,
     /// `q = normalize(M_q(x^q))` (the printed Eqs. 85/88/96; off by default: the text fixes `q`)
     pub adaptive_q: bool,
+    /// every memory keyed by its own output, `L(M_□; □_t, v̂_{□,t})` (the printed Eq. 80: `M_v` by `v_t`, `M_q` by
+    /// `q_t`; `M_k` and the main memory by `k_t`); false: every memory keyed by `k_t` (Eq. 85)
+    pub own_keys: bool,
     /// C ≥ 1 (1 = token by token)
     pub chunk: usize,
 }
@@ -151,6 +154,15 @@ impl HopeConfig {
         match self.form {
             Form::Mlp => vec![(d, self.expansion * d), (self.expansion * d, d)],
             Form::Linear => vec![(d, d)],
+        }
+    }
+    /// The key memory `role` regresses from: `k_t`, or with `own_keys` its own output (`v_t` for `M_v`, `q_t` for
+    /// `M_q`).
+    pub fn key_of<'a, T>(&self, role: Role, k: &'a T, v: &'a T, q: &'a T) -> &'a T {
+        match (self.own_keys, role) {
+            (true, Role::Value) => v,
+            (true, Role::Query) => q,
+            _ => k,
         }
     }
     /// Matrices per memory.
@@ -296,7 +308,8 @@ pub mod reference {
             for j in 0..roles.len() {
                 // v̂_{□,t} = M_{□,s}(v_t)
                 let v_hat = if cfg.self_modifying { apply(cfg, &at_s[j], v_t.view()) } else { v_t.clone() };
-                let signals = layer_signals(cfg, &at_s[j], k_t.view(), v_hat.view());
+                let key = cfg.key_of(roles[j], &k_t, &v_t, &q_t);
+                let signals = layer_signals(cfg, &at_s[j], key.view(), v_hat.view());
                 for (l, (a, delta)) in signals.iter().enumerate() {
                     running[j][l] = step(cfg, &running[j][l], a, delta, alpha[t], theta[t]);
                 }
@@ -406,9 +419,10 @@ pub mod torch {
             }
             let signals: Vec<Vec<(Tensor, Tensor)>> = at_s
                 .iter()
-                .map(|w| {
+                .zip(&roles)
+                .map(|(w, &role)| {
                     let v_hat = if cfg.self_modifying { apply(cfg, w, &v) } else { v.shallow_clone() };
-                    layer_signals(cfg, w, &k, &v_hat)
+                    layer_signals(cfg, w, cfg.key_of(role, &k, &v, &qc), &v_hat)
                 })
                 .collect();
             for i in 0..len {
@@ -436,5 +450,47 @@ pub mod torch {
             start += len;
         }
         (Tensor::cat(&ys, 2), running.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::ReadMode;
+    use crate::tensor::Draw;
+    use ndarray::{Array1, Array2, Ix1, Ix2};
+
+    /// `own_keys` (the printed Eq. 80) changes what the value and query memories learn, hence the reads.
+    #[test]
+    fn own_keys_change_the_value_and_query_memories() {
+        let (t_len, d) = (7, 3);
+        let mut draw = Draw::new(11);
+        let m = |a: crate::tensor::Arr| a.into_dimensionality::<Ix2>().unwrap();
+        let (x_k, x_v, q) =
+            (m(draw.unit_rows(&[t_len, d])), m(draw.normal(&[t_len, d], 1.0)), m(draw.unit_rows(&[t_len, d])));
+        let alpha: Array1<f64> = draw.uniform(&[t_len], 0.0, 0.1).into_dimensionality::<Ix1>().unwrap();
+        let theta: Array1<f64> = draw.uniform(&[t_len], 0.1, 0.3).into_dimensionality::<Ix1>().unwrap();
+        let cfg = |own_keys| HopeConfig {
+            form: Form::Linear,
+            expansion: 1,
+            activation: Activation::Silu,
+            objective: Objective::L2,
+            dgd: true,
+            self_modifying: false,
+            adaptive_k: true,
+            adaptive_v: true,
+            adaptive_q: true,
+            normalize_v: true,
+            own_keys,
+            chunk: 1,
+        };
+        let state: Vec<Array2<f64>> = (0..4).map(|_| m(draw.normal(&[d, d], 0.5)) + Array2::<f64>::eye(d)).collect();
+        let run = |own| reference::forward(&cfg(own), &x_k, &x_v, &q, &alpha, &theta, &state, ReadMode::AfterWrite);
+        let ((y_shared, w_shared), (y_own, w_own)) = (run(false), run(true));
+        let diff = |a: &Array2<f64>, b: &Array2<f64>| (a - b).mapv(f64::abs).sum() / b.mapv(f64::abs).sum();
+        // state order k, v, q, main: M_k and the main memory are keyed by k either way, M_v and M_q are not
+        assert!(diff(&w_own[0], &w_shared[0]) > 1e-3, "M_k differs through the other memories' keys and values");
+        assert!(diff(&w_own[1], &w_shared[1]) > 1e-3 && diff(&w_own[2], &w_shared[2]) > 1e-3);
+        assert!(diff(&y_own, &y_shared) > 1e-3);
     }
 }
