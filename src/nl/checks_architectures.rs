@@ -1,8 +1,9 @@
-//! Checks for the architectures Nested Learning §5 rewrites as associative memories and the project does not
-//! otherwise build (OjaNet, Eqs. 66–67). f64 reference vs tch: `tolerance::torch_vs_reference` (1e-10 in f64,
-//! 1e-5 in f32: a short recurrence of contractive steps, so f32 adds only its rounding).
+//! Checks for the architectures Nested Learning rewrites as associative memories and the project does not
+//! otherwise build (AdaTransformer, Eqs. 21/69; OjaNet, Eqs. 66–67). f64 reference vs tch:
+//! `tolerance::torch_vs_reference` (1e-10 in f64, 1e-5 in f32: short recurrences on O(1) inputs, so f32 adds
+//! only its rounding).
 
-use super::oja;
+use super::{ada_transformer, oja};
 use crate::check::{CheckEnv, Measurement};
 use crate::tensor::{errors, from_tch, head1, head2, round_to_kind, to_tch, Arr, Draw};
 use crate::tolerance;
@@ -61,11 +62,61 @@ fn ojanet(env: &CheckEnv) -> Result<Vec<Measurement>> {
     Ok(out)
 }
 
+/// Eqs. 21/69: the tch parallel form (static layer plus causal linear attention) == the f64 recurrence (y, M_T);
+/// with no writes the block is the static linear layer `y = W u`.
+fn ada_transformer(env: &CheckEnv) -> Result<Vec<Measurement>> {
+    let (kind, dev) = (env.kind, env.device);
+    let (b, t_len, d_in, d_out) = (3, 9, 5, 4);
+    let mut out = vec![];
+    for &seed in &env.seeds {
+        let mut dr = Draw::new(seed);
+        let r = |a: Arr| round_to_kind(&a, kind);
+        let (u, k) = (r(dr.normal(&[b, t_len, d_in], 1.0)), r(dr.normal(&[b, t_len, d_in], 0.5)));
+        let v = r(dr.normal(&[b, t_len, d_out], 0.5));
+        let w = r(dr.normal(&[d_out, d_in], 0.5));
+        let t = |a: &Arr| to_tch(a, kind, dev);
+        let w2 = w.clone().into_dimensionality::<ndarray::Ix2>()?;
+        let per_sequence = |v: &Arr| -> Result<(Arr, Arr)> {
+            let (mut ys, mut ms) = (vec![], vec![]);
+            for i in 0..b {
+                let row = |a: &Arr| a.index_axis(ndarray::Axis(0), i).to_owned().into_dimensionality::<ndarray::Ix2>();
+                let (y, m) = ada_transformer::reference::forward(&row(&u)?, &row(&k)?, &row(v)?, &w2);
+                ys.push(y);
+                ms.push(m);
+            }
+            Ok((stack(&ys, &[b, t_len, d_out])?, stack(&ms, &[b, d_out, d_in])?))
+        };
+        let tol = tolerance::torch_vs_reference(kind);
+        let (y, m) = ada_transformer::torch::forward(&t(&u), &t(&k), &t(&v), &t(&w));
+        let (yr, mr) = per_sequence(&v)?;
+        out.push(Measurement::compare(format!("y_t (seed {seed})"), &from_tch(&y)?, &yr, tol)?);
+        out.push(Measurement::compare(format!("M_T (seed {seed})"), &from_tch(&m)?, &mr, tol)?);
+        // no writes: the static linear layer y = W u
+        let zeros = v.mapv(|_| 0.0);
+        let (y0, _) = ada_transformer::torch::forward(&t(&u), &t(&k), &t(&zeros), &t(&w));
+        let static_layer = u.clone().into_shape_with_order((b * t_len, d_in))?.dot(&w2.t());
+        out.push(Measurement::compare(
+            format!("no writes == static layer W u (seed {seed})"),
+            &from_tch(&y0)?,
+            &static_layer.into_shape_with_order(ndarray::IxDyn(&[b, t_len, d_out]))?,
+            tol,
+        )?);
+    }
+    Ok(out)
+}
+
 pub fn checks() -> Vec<crate::check::Check> {
     use crate::check::Check;
-    vec![Check {
-        name: "nl_ojanet",
-        summary: "Eqs. 66-67: tch memory stepping by the autograd gradient of -2<Mk, v> + |M^T v|^2 == f64 Oja update written out (y, M_T); the erase term acts",
-        run: ojanet,
-    }]
+    vec![
+        Check {
+            name: "nl_ojanet",
+            summary: "Eqs. 66-67: tch memory stepping by the autograd gradient of -2<Mk, v> + |M^T v|^2 == f64 Oja update written out (y, M_T); the erase term acts",
+            run: ojanet,
+        },
+        Check {
+            name: "nl_ada_transformer",
+            summary: "Eqs. 21/69: AdaTransformer's in-context weight, tch parallel form (W u + causal linear attention) == f64 recurrence M_t = M_{t-1} + v k^T, y = M_t u; no writes == static layer",
+            run: ada_transformer,
+        },
+    ]
 }

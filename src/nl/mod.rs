@@ -13,9 +13,11 @@
 //!   rule `kind: hope`;
 //! * [`preconditioned`]: preconditioned GD and momentum with concrete preconditioners (Eqs. 38, 46–47);
 //! * [`appendix_b`]: Appendix B's optimizers whose momentum is an element-wise memory (Eqs. 103–105);
+//! * [`ada_transformer`]: AdaTransformer's in-context feed-forward weight (Eqs. 21, 69);
 //! * [`oja`]: OjaNet, Oja's rule as GD on its objective (Eqs. 66–67);
 //! * [`checks`], [`checks_preconditioning`], [`checks_architectures`]: every check, registered in `papers/nl.yaml`.
 
+pub mod ada_transformer;
 pub mod appendix_b;
 pub mod checks;
 pub mod checks_architectures;
