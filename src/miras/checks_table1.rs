@@ -7,7 +7,7 @@
 
 use super::table1::{reference, torch};
 use crate::check::{CheckEnv, Measurement};
-use crate::tensor::{from_tch, head1, head2, round_to_kind, to_tch, Arr, Draw};
+use crate::tensor::{from_tch, head1, head2, round_to_kind, stack_heads, to_tch, Arr, Draw};
 use crate::tolerance;
 use anyhow::Result;
 use ndarray::{Array2, Array3, Axis};
@@ -21,11 +21,6 @@ const T: usize = 9;
 const DK: usize = 5;
 const DV: usize = 3;
 const STEPS: usize = 3;
-
-fn stack(xs: Vec<Array2<f64>>, shape: &[usize]) -> Result<Arr> {
-    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-    Ok(ndarray::stack(Axis(0), &views)?.into_shape_with_order(ndarray::IxDyn(shape))?)
-}
 
 /// `[B, H, T, n, d]` → head `(b, h)` as `[T, n, d]`.
 fn head3(a: &Arr, b: usize, h: usize) -> Array3<f64> {
@@ -42,7 +37,7 @@ fn per_head(f: impl Fn(usize, usize) -> (Array2<f64>, Array2<f64>)) -> Result<(A
             ms.push(m);
         }
     }
-    Ok((stack(ys, &[B, H, T, DV])?, stack(ms, &[B, H, DV, DK])?))
+    Ok((stack_heads(&ys, B, H), stack_heads(&ms, B, H)))
 }
 
 fn compare(

@@ -58,6 +58,7 @@ pub mod reference {
 /// tch: the closed forms with running sums `M̃ ← M̃ + β₁ g`, `H ← H + β₂ g²`.
 pub mod torch {
     use super::Value;
+    use crate::nl::optimizers::torch::quadratic_grad;
     use tch::Tensor;
 
     /// Iterates of Eq. 104 (`W ← W − (η/β₂) M̃`) or Eq. 105 (`W ← W − (η/√β₂) M̃/√H`) on
@@ -76,12 +77,7 @@ pub mod torch {
         let mut h_sum = w0.zeros_like();
         let mut out = vec![];
         for &lr in lrs {
-            let leaf = w.detach().set_requires_grad(true);
-            let g = tch::with_grad(|| {
-                let d = &leaf - w_star;
-                let loss = (d.matmul(h) * &d).sum(d.kind()) * 0.5;
-                Tensor::run_backward(&[loss], &[&leaf], false, false).pop().expect("one gradient")
-            });
+            let g = quadratic_grad(&w, h, w_star);
             m_tilde += &g * beta;
             h_sum += g.square() * beta;
             w = match value {

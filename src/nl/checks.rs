@@ -106,7 +106,7 @@ fn torch_run(
     Ok((ws, zs, initial))
 }
 
-fn stack2(xs: &[Array2<f64>]) -> Arr {
+pub(super) fn stack2(xs: &[Array2<f64>]) -> Arr {
     let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
     ndarray::stack(ndarray::Axis(0), &views).unwrap().into_dyn()
 }

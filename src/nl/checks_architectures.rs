@@ -3,17 +3,13 @@
 //! `tolerance::torch_vs_reference` (1e-10 in f64, 1e-5 in f32: short recurrences on O(1) inputs, so f32 adds
 //! only its rounding).
 
+use super::checks::stack2;
 use super::{ada_transformer, oja};
 use crate::check::{CheckEnv, Measurement};
-use crate::tensor::{errors, from_tch, head1, head2, round_to_kind, to_tch, Arr, Draw};
+use crate::tensor::{errors, from_tch, head1, head2, round_to_kind, stack_heads, to_tch, Arr, Draw};
 use crate::tolerance;
 use anyhow::{ensure, Result};
 use ndarray::Array2;
-
-fn stack(xs: &[Array2<f64>], shape: &[usize]) -> Result<Arr> {
-    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-    Ok(ndarray::stack(ndarray::Axis(0), &views)?.into_shape_with_order(ndarray::IxDyn(shape))?)
-}
 
 /// Eqs. 66–67: the tch memory stepping by the autograd gradient of Eq. 67 == the f64 update of Eq. 66 written
 /// out; and the erase term `−2θ v vᵀ M` acts (the memory differs from the Hebbian rule of Eq. 64 without it).
@@ -48,15 +44,10 @@ fn ojanet(env: &CheckEnv) -> Result<Vec<Measurement>> {
             }
         }
         let tol = tolerance::torch_vs_reference(k);
-        let my = stack(&ms, &[b, h, d_v, d_k])?;
-        out.push(Measurement::compare(
-            format!("y_t (seed {seed})"),
-            &from_tch(&y)?,
-            &stack(&ys, &[b, h, t_len, d_v])?,
-            tol,
-        )?);
+        let my = stack_heads(&ms, b, h);
+        out.push(Measurement::compare(format!("y_t (seed {seed})"), &from_tch(&y)?, &stack_heads(&ys, b, h), tol)?);
         out.push(Measurement::compare(format!("M_T (seed {seed})"), &from_tch(&m)?, &my, tol)?);
-        let e = errors(&stack(&hebbian, &[b, h, d_v, d_k])?, &my)?;
+        let e = errors(&stack_heads(&hebbian, b, h), &my)?;
         ensure!(e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE, "Oja's erase term did nothing ({:.1e})", e.rel_rmse);
     }
     Ok(out)
@@ -84,7 +75,7 @@ fn ada_transformer(env: &CheckEnv) -> Result<Vec<Measurement>> {
                 ys.push(y);
                 ms.push(m);
             }
-            Ok((stack(&ys, &[b, t_len, d_out])?, stack(&ms, &[b, d_out, d_in])?))
+            Ok((stack2(&ys), stack2(&ms)))
         };
         let tol = tolerance::torch_vs_reference(kind);
         let (y, m) = ada_transformer::torch::forward(&t(&u), &t(&k), &t(&v), &t(&w));

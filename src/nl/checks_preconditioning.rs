@@ -4,7 +4,7 @@
 //! iterates are smooth functions of the inputs, so f32 only adds its rounding).
 
 use super::appendix_b::{self, Value};
-use super::checks::Problem;
+use super::checks::{stack2, Problem};
 use super::optimizers::reference as opt_ref;
 use super::preconditioned;
 use crate::check::{CheckEnv, Measurement};
@@ -14,11 +14,6 @@ use crate::tolerance;
 use anyhow::{ensure, Result};
 use ndarray::{Array2, Ix2};
 use tch::{nn, Tensor};
-
-fn stack(xs: &[Array2<f64>]) -> Arr {
-    let views: Vec<_> = xs.iter().map(|x| x.view()).collect();
-    ndarray::stack(ndarray::Axis(0), &views).expect("equal shapes").into_dyn()
-}
 
 fn stack_tch(xs: &[Tensor]) -> Result<Arr> {
     from_tch(&Tensor::stack(xs, 0))
@@ -42,7 +37,7 @@ fn preconditioned_gd(env: &CheckEnv) -> Result<Vec<Measurement>> {
         out.push(Measurement::compare(
             format!("W_t, P(g) = gH (seed {seed})"),
             &stack_tch(&ws)?,
-            &stack(&closed),
+            &stack2(&closed),
             tol,
         )?);
         let one = preconditioned::torch::newton(&w0, &h, &w_star, &[1.0]);
@@ -77,11 +72,11 @@ fn preconditioned_momentum(env: &CheckEnv) -> Result<Vec<Measurement>> {
             out.push(Measurement::compare(
                 format!("W_t, random SPD P, alpha = {alpha} (seed {seed})"),
                 &stack_tch(&ws)?,
-                &stack(&reference),
+                &stack2(&reference),
                 tol,
             )?);
             let plain = opt_ref::momentum(&p.q, &p.w0, alpha, &p.lrs, 0.0);
-            let e = errors(&stack(&plain), &stack(&reference))?;
+            let e = errors(&stack2(&plain), &stack2(&reference))?;
             ensure!(e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE, "P did nothing ({:.2e})", e.rel_rmse);
         }
         let eye = Tensor::eye(r as i64, (env.kind, env.device));
@@ -89,7 +84,7 @@ fn preconditioned_momentum(env: &CheckEnv) -> Result<Vec<Measurement>> {
         out.push(Measurement::compare(
             format!("P = I is Eq. 33 momentum (seed {seed})"),
             &stack_tch(&ws)?,
-            &stack(&opt_ref::momentum(&p.q, &p.w0, 0.9, &p.lrs, 0.0)),
+            &stack2(&opt_ref::momentum(&p.q, &p.w0, 0.9, &p.lrs, 0.0)),
             tol,
         )?);
     }
@@ -113,7 +108,7 @@ fn memory_optimizers(env: &CheckEnv) -> Result<Vec<Measurement>> {
             out.push(Measurement::compare(
                 format!("{name}: W_t, running sums vs argmin of Eq. 101 (seed {seed})"),
                 &stack_tch(&ws)?,
-                &stack(&reference),
+                &stack2(&reference),
                 tol,
             )?);
             // the iterates descend (g = +∇L)
@@ -122,7 +117,7 @@ fn memory_optimizers(env: &CheckEnv) -> Result<Vec<Measurement>> {
             ensure!(last < first, "{name}: the loss rose from {first:.4} to {last:.4}");
             if value == Value::SumOfSquares {
                 let printed = appendix_b::torch::closed_form(&w0, &h, &w_star, beta, value, &p.lrs, true);
-                let e = errors(&stack_tch(&printed)?, &stack(&reference))?;
+                let e = errors(&stack_tch(&printed)?, &stack2(&reference))?;
                 ensure!(
                     e.rel_rmse > tolerance::MIN_RELATIVE_DIFFERENCE,
                     "Eq. 104's printed eta*beta2 matched the argmin ({:.2e}); the erratum note would be wrong",

@@ -263,3 +263,18 @@ pub mod reference {
         out
     }
 }
+
+/// The quadratic's gradient on the tch side, for the tch loops of `super::preconditioned` and `super::appendix_b`.
+pub mod torch {
+    use tch::Tensor;
+
+    /// `∇L(W)` of `L(W) = ½⟨(W − W*)H, W − W*⟩` at `w`, by autograd (works under `no_grad` too).
+    pub fn quadratic_grad(w: &Tensor, h: &Tensor, w_star: &Tensor) -> Tensor {
+        let leaf = w.detach().set_requires_grad(true);
+        tch::with_grad(|| {
+            let d = &leaf - w_star;
+            let loss = (d.matmul(h) * &d).sum(d.kind()) * 0.5;
+            Tensor::run_backward(&[loss], &[&leaf], false, false).pop().expect("one gradient")
+        })
+    }
+}

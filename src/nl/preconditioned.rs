@@ -61,23 +61,15 @@ pub mod reference {
 
 /// tch versions, gradients of the outer loss (and of Eq. 46) by autograd.
 pub mod torch {
+    use crate::nl::optimizers::torch::quadratic_grad;
     use tch::Tensor;
-
-    fn outer_grad(w: &Tensor, h: &Tensor, w_star: &Tensor) -> Tensor {
-        let leaf = w.detach().set_requires_grad(true);
-        tch::with_grad(|| {
-            let d = &leaf - w_star;
-            let loss = (d.matmul(h) * &d).sum(d.kind()) * 0.5;
-            Tensor::run_backward(&[loss], &[&leaf], false, false).pop().expect("one gradient")
-        })
-    }
 
     /// Eq. 38 with `P(x) = x H`: `W ← W − η x` where `x H = g` is solved (`H` symmetric).
     pub fn newton(w0: &Tensor, h: &Tensor, w_star: &Tensor, lrs: &[f64]) -> Vec<Tensor> {
         let mut w = w0.detach().copy();
         let mut out = vec![];
         for &lr in lrs {
-            let g = outer_grad(&w, h, w_star);
+            let g = quadratic_grad(&w, h, w_star);
             // x H = g  ⇔  H xᵀ = gᵀ
             let x = Tensor::linalg_solve(h, &g.transpose(0, 1), true).transpose(0, 1);
             w = &w - x * lr;
@@ -99,7 +91,7 @@ pub mod torch {
         let mut m = w0.zeros_like();
         let mut out = vec![];
         for &lr in lrs {
-            let g = outer_grad(&w, h, w_star);
+            let g = quadratic_grad(&w, h, w_star);
             let leaf = m.detach().set_requires_grad(true);
             let inner = tch::with_grad(|| {
                 let objective = (leaf.matmul(&g.transpose(0, 1)) * p).sum(g.kind());
